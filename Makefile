@@ -1,0 +1,17 @@
+# Every target sets up what it needs first (idempotent), so each is one command on a fresh machine.
+RUN = . scripts/env.sh &&
+
+.PHONY: setup demo test ui validate-defs
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup  ## simulate captures and run the whole chain through Dagster
+	$(RUN) lume-v6 demo $(ARGS)
+
+test: setup  ## the test suite (what CI runs)
+	$(RUN) dagster definitions validate -w workspace.yaml
+	$(RUN) pytest $(ARGS)
+
+ui: setup  ## dagster dev (webserver + daemon: sensor, schedule) on the demo's instance
+	$(RUN) dagster dev -w workspace.yaml

@@ -1,0 +1,1 @@
+"""LUME Music V6 retrain pipeline: capture -> pairs -> training -> export -> acceptance."""

@@ -1,0 +1,68 @@
+"""Atomic outputs: write to a temporary name beside the target, fsync, then rename.
+
+A crash mid-write leaves the previous output (or nothing) in place, never half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path, suffix: str = ""):
+    """Yield a temporary path in the target's folder; rename it onto `target` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_json(target: Path, obj) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def save_npz(target: Path, **arrays) -> None:
+    """np.savez_compressed, atomically (suffix .npz so numpy keeps the name)."""
+    with atomic_path(target, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+@contextlib.contextmanager
+def atomic_dir(target: Path, overwrite: bool = False):
+    """Yield a temporary folder; rename it onto `target` on success.
+
+    With overwrite=False an existing target is an error: folders such as release bundles
+    are written once and never replaced.
+    """
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists and is never overwritten")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,124 @@
+"""A capture folder as a whole: completeness, fingerprints, validation and loading."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lume_v6_dagster import contract
+from lume_v6_dagster.capture import arrays as arrays_mod
+from lume_v6_dagster.capture import audio, schemas, session
+from lume_v6_dagster.capture.arrays import Arrays
+from lume_v6_dagster.capture.session import Session
+from lume_v6_dagster.capture.violations import CaptureError, Violation
+from lume_v6_dagster.checksums import sha256_file
+
+
+@dataclass
+class Capture:
+    path: Path
+    session: Session
+    arrays: Arrays
+    audio_rate: int
+    audio_seconds: float
+
+    @property
+    def track_id(self) -> str:
+        return self.session.track_id
+
+
+@dataclass(frozen=True)
+class FolderState:
+    complete: bool
+    reason: str  # why not complete, or "complete"
+    fingerprint: str  # names, sizes and mtimes of the files: changes whenever content does
+    newest_mtime: float
+
+
+def stat_fingerprint(folder: Path) -> tuple[str, float]:
+    """Cheap fingerprint from file names, sizes and mtimes (no content read)."""
+    h, newest = hashlib.sha256(), 0.0
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file():
+            st = entry.stat()
+            h.update(f"{entry.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+            newest = max(newest, st.st_mtime)
+    return h.hexdigest()[:16], newest
+
+
+def folder_state(folder: Path, now: float, settle_seconds: float) -> FolderState:
+    """Complete = every file present, `session_end` logged, nothing changed for `settle_seconds`."""
+    fingerprint, newest = stat_fingerprint(folder)
+    missing = [f for f in contract.CAPTURE_FILES if not (folder / f).is_file()]
+    if missing:
+        return FolderState(False, f"missing {', '.join(missing)}", fingerprint, newest)
+    if not session.has_session_end(folder / session.FILE):
+        return FolderState(False, "no session_end yet", fingerprint, newest)
+    if now - newest < settle_seconds:
+        return FolderState(False, f"changed {now - newest:.0f} s ago (settle {settle_seconds:.0f} s)", fingerprint, newest)
+    return FolderState(True, "complete", fingerprint, newest)
+
+
+def sha256_files(folder: Path) -> dict[str, str]:
+    """Content checksums of the contract files, streamed."""
+    return {name: sha256_file(folder / name) for name in contract.CAPTURE_FILES}
+
+
+def _check_name(folder: Path, out: list[Violation]) -> None:
+    if not contract.TRACK_ID_RE.match(folder.name):
+        out.append(Violation(folder.name, "folder name", f"not a valid track id ({contract.TRACK_ID_RE.pattern})"))
+
+
+def _check_frames(sess: Session, arr: Arrays, out: list[Violation]) -> None:
+    n = len(arr.t)
+    if sess.frames != n:
+        out.append(Violation(session.FILE, "session_end", f"frames={sess.frames} but dynamics.npz holds N={n}"))
+    if n and arr.t[-1] > sess.end_t + 1.0:
+        out.append(Violation(arrays_mod.FILE, f"array 't', row {n - 1}", f"t={arr.t[-1]:.3f} is after the session end t={sess.end_t:.3f}"))
+
+
+def read_capture(folder: Path) -> tuple[Capture | None, list[Violation]]:
+    """Structural checks (files, log, array headers, audio) and the loaded capture if they pass."""
+    folder = Path(folder)
+    out: list[Violation] = []
+    _check_name(folder, out)
+    for name in contract.CAPTURE_FILES:
+        p = folder / name
+        if not p.is_file():
+            out.append(Violation(name, "file", "missing"))
+        elif p.stat().st_size == 0:
+            out.append(Violation(name, "file", "empty"))
+    if out:
+        return None, out
+    sess = session.parse_session(folder / session.FILE, folder.name, out)
+    arr = arrays_mod.load_arrays(folder / arrays_mod.FILE, out)
+    info = audio.check_audio(folder / audio.FILE, sess.end_t if sess else None, out)
+    if sess and arr:
+        _check_frames(sess, arr, out)
+    if out or not (sess and arr and info):
+        return None, out
+    return Capture(folder, sess, arr, info.samplerate, info.duration), out
+
+
+def schema_violations(cap: Capture) -> list[Violation]:
+    """Value checks on the arrays (pandera): finite, in range, increasing t, confidence in [0, 1]."""
+    a = cap.arrays
+    return schemas.violations(schemas.CAPTURE_SCHEMA, schemas.capture_frame(a.t, a.confidence, a.dynamics), arrays_mod.FILE)
+
+
+def validate_capture(folder: Path) -> list[Violation]:
+    """Every violation of the capture contract in one folder (empty list = valid)."""
+    cap, out = read_capture(folder)
+    return out if cap is None else schema_violations(cap)
+
+
+def load_capture(folder: Path) -> Capture:
+    """The capture, or CaptureError listing every violation."""
+    cap, out = read_capture(folder)
+    if cap is not None:
+        out = schema_violations(cap)
+    if out:
+        raise CaptureError(str(folder), out)
+    return cap
