@@ -41,7 +41,7 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions(tracks.name, ids)
     done = instance.get_materialized_partitions(dg.AssetKey("track_pairs"))
-    job = defs.get_job_def("ingest_track")
+    job = defs.resolve_job_def("ingest_track")
     failed = []
     for track in tqdm([t for t in ids if t not in done], desc="ingest tracks", unit="track"):
         result = job.execute_in_process(instance=instance, partition_key=track, raise_on_error=False, run_config=QUIET)

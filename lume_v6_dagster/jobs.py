@@ -3,11 +3,9 @@
 import dagster as dg
 
 from lume_v6_dagster.assets.capture import GROUP as CAPTURE_GROUP
-from lume_v6_dagster.partitions import tracks
 
 ingest_track_job = dg.define_asset_job(
     "ingest_track",
     selection=dg.AssetSelection.groups(CAPTURE_GROUP),
-    partitions_def=tracks,
     description="Raw capture -> validated capture -> pairs for one track, with its checks.",
 )

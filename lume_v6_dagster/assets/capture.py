@@ -51,9 +51,10 @@ def raw_capture(context: dg.AssetExecutionContext, capture_store: CaptureStore, 
 
 def _block_stats(dynamics: np.ndarray) -> dg.MetadataValue:
     rows = []
-    for b in contract.DYNAMICS_BLOCKS:
+    for b in contract.DYNAMICS_BLOCKS:  # computed before the schema check: may hold NaN/Inf
         x = dynamics[:, contract.block_slice(b)]
-        rows.append(f"| {b} | {x.mean():.3f} | {x.std():.3f} | {x.min():.2f} | {x.max():.2f} |")
+        with np.errstate(invalid="ignore"):
+            rows.append(f"| {b} | {x.mean():.3f} | {x.std():.3f} | {x.min():.2f} | {x.max():.2f} |")
     return dg.MetadataValue.md("| block | mean | std | min | max |\n|---|---|---|---|---|\n" + "\n".join(rows))
 
 

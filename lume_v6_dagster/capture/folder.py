@@ -71,10 +71,8 @@ def _check_name(folder: Path, out: list[Violation]) -> None:
         out.append(Violation(folder.name, "folder name", f"not a valid track id ({contract.TRACK_ID_RE.pattern})"))
 
 
-def _check_frames(sess: Session, arr: Arrays, out: list[Violation]) -> None:
+def _check_end(sess: Session, arr: Arrays, out: list[Violation]) -> None:
     n = len(arr.t)
-    if sess.frames != n:
-        out.append(Violation(session.FILE, "session_end", f"frames={sess.frames} but dynamics.npz holds N={n}"))
     if n and arr.t[-1] > sess.end_t + 1.0:
         out.append(Violation(arrays_mod.FILE, f"array 't', row {n - 1}", f"t={arr.t[-1]:.3f} is after the session end t={sess.end_t:.3f}"))
 
@@ -92,11 +90,11 @@ def read_capture(folder: Path) -> tuple[Capture | None, list[Violation]]:
             out.append(Violation(name, "file", "empty"))
     if out:
         return None, out
-    sess = session.parse_session(folder / session.FILE, folder.name, out)
     arr = arrays_mod.load_arrays(folder / arrays_mod.FILE, out)
+    sess = session.parse_session(folder / session.FILE, folder.name, out, len(arr.t) if arr else None)
     info = audio.check_audio(folder / audio.FILE, sess.end_t if sess else None, out)
     if sess and arr:
-        _check_frames(sess, arr, out)
+        _check_end(sess, arr, out)
     if out or not (sess and arr and info):
         return None, out
     return Capture(folder, sess, arr, info.samplerate, info.duration), out

@@ -58,9 +58,6 @@ def scan(
         out.problems.append(f"capture root {root} does not exist")
         return out
     entries = [e for e in os.scandir(root) if not e.name.startswith(".") and e.is_dir()]
-    lowered: dict[str, str] = {}
-    for e in entries:
-        lowered.setdefault(e.name.lower(), e.name)
     newest = cursor.watermark
     for e in entries:
         ctime = e.stat().st_ctime
@@ -68,7 +65,7 @@ def scan(
         if ctime < cursor.watermark - LOOKBACK_SECONDS and e.name not in cursor.pending:
             continue
         out.opened += 1
-        _visit(Path(e.path), lowered, is_known, ingested_fingerprint, now, settle_seconds, stale_hours, out)
+        _visit(Path(e.path), is_known, ingested_fingerprint, now, settle_seconds, stale_hours, out)
     out.cursor.watermark = newest
     return out
 
@@ -79,13 +76,10 @@ def _report(out: ScanResult, key: str, message: str) -> None:
         out.problems.append(message)
 
 
-def _visit(path, lowered, is_known, ingested_fingerprint, now, settle, stale_hours, out) -> None:
+def _visit(path, is_known, ingested_fingerprint, now, settle, stale_hours, out) -> None:
     name = path.name
-    if not contract.TRACK_ID_RE.match(name):
+    if not contract.TRACK_ID_RE.match(name):  # lower case only, so ids are unique case-insensitively
         _report(out, f"name:{name}", f"{name}: folder name is not a valid track id ({contract.TRACK_ID_RE.pattern}); skipped")
-        return
-    if lowered[name.lower()] != name:
-        _report(out, f"case:{name}", f"{name}: differs only in case from {lowered[name.lower()]}; track ids must be unique case-insensitively; skipped")
         return
     if is_known(name):
         recorded = ingested_fingerprint(name)

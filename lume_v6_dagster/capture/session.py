@@ -106,8 +106,11 @@ def _check_start(n: int, ev: dict, folder_name: str, out: list[Violation]) -> di
     return meta
 
 
-def parse_session(path: Path, folder_name: str, out: list[Violation]) -> Session | None:
-    """Parse the log, appending every violation to `out`; None if it cannot describe a session."""
+def parse_session(path: Path, folder_name: str, out: list[Violation], n_frames: int | None = None) -> Session | None:
+    """Parse the log, appending every violation to `out`; None if it cannot describe a session.
+
+    `n_frames` is N from dynamics.npz, which `session_end.frames` must equal.
+    """
     events = _read_events(path, out)
     if not events:
         return None
@@ -125,6 +128,8 @@ def parse_session(path: Path, folder_name: str, out: list[Violation]) -> Session
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
         out.append(Violation(FILE, f"line {n_end} (session_end)", f"'frames' must be a non-negative integer, got {frames!r}"))
         frames = None
+    elif n_frames is not None and frames != n_frames:
+        out.append(Violation(FILE, f"line {n_end} (session_end)", f"frames={frames} but dynamics.npz holds N={n_frames}"))
     changes, dropouts, markers = [], [], []
     for n, ev in events[1:-1]:
         kind, where = ev["type"], f"line {n} ({ev['type']})"

@@ -1,0 +1,44 @@
+"""Shared fixtures: small simulated captures, made once per test session."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lume_v6_dagster.simulate import simulate
+
+
+@pytest.fixture(scope="session")
+def sim_root(tmp_path_factory) -> Path:
+    """Five 30-second sessions, one per mode."""
+    root = tmp_path_factory.mktemp("captures")
+    simulate(5, 0.5, root, seed=7, workers=2)
+    return root
+
+
+@pytest.fixture
+def track(sim_root, tmp_path) -> Path:
+    """A private copy of one valid capture folder, free to break."""
+    return Path(shutil.copytree(sim_root / "s03-radiant-underground-chamber", tmp_path / "s03-radiant-underground-chamber"))
+
+
+def rewrite_npz(folder: Path, **changes) -> None:
+    """Replace arrays in dynamics.npz (None drops one)."""
+    with np.load(folder / "dynamics.npz") as z:
+        arrays = dict(z)
+    for k, v in changes.items():
+        if v is None:
+            arrays.pop(k)
+        else:
+            arrays[k] = v
+    np.savez(folder / "dynamics.npz", **arrays)
+
+
+def read_events(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "session.jsonl").read_text().splitlines()]
+
+
+def write_events(folder: Path, events: list[dict]) -> None:
+    (folder / "session.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))

@@ -1,0 +1,120 @@
+"""The capture sensor, ticked with build_sensor_context against a real ephemeral instance."""
+
+import os
+import shutil
+import time
+
+import dagster as dg
+import pytest
+
+from lume_v6_dagster.capture.scan import ScanCursor, scan
+from lume_v6_dagster.partitions import tracks
+from lume_v6_dagster.resources import ArtifactStore, CaptureStore
+from lume_v6_dagster.sensors import capture_sensor
+
+
+@pytest.fixture
+def env(tmp_path):
+    root = tmp_path / "captures"
+    root.mkdir()
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"capture_store": CaptureStore(root=str(root), settle_seconds=0),
+                 "artifact_store": ArtifactStore(root=str(tmp_path / "artifacts"))}
+    return root, instance, resources
+
+
+def tick(instance, resources, cursor=None) -> dg.SensorResult:
+    """One evaluation, then apply its partition requests as the daemon would."""
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    result = capture_sensor(ctx)
+    for req in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(tracks.name, list(req.partition_keys))
+    return result
+
+
+def copy_track(sim_root, root, name="s01-sky-garden"):
+    return shutil.copytree(sim_root / name, root / name)
+
+
+def test_partial_folder_skipped_complete_added_once(env, sim_root):
+    root, instance, resources = env
+    partial = root / "s02-turquoise-alcove"
+    partial.mkdir()
+    shutil.copy(sim_root / "s02-turquoise-alcove" / "dynamics.npz", partial)  # still copying
+    copy_track(sim_root, root)
+
+    first = tick(instance, resources)
+    assert [r.partition_key for r in first.run_requests] == ["s01-sky-garden"]
+    assert instance.get_dynamic_partitions(tracks.name) == ["s01-sky-garden"]
+    assert "s02-turquoise-alcove" in ScanCursor.loads(first.cursor).pending
+
+    second = tick(instance, resources, first.cursor)
+    assert second.run_requests == []
+    assert instance.get_dynamic_partitions(tracks.name) == ["s01-sky-garden"]
+
+    for f in ("session.jsonl", "audio.wav"):  # the copy finishes
+        shutil.copy(sim_root / "s02-turquoise-alcove" / f, partial)
+    third = tick(instance, resources, second.cursor)
+    assert [r.partition_key for r in third.run_requests] == ["s02-turquoise-alcove"]
+    assert ScanCursor.loads(third.cursor).pending == {}
+
+
+def test_recent_folder_waits_for_settle_time(env, sim_root):
+    root, instance, resources = env
+    copy_track(sim_root, root)
+    settling = {**resources, "capture_store": CaptureStore(root=str(root), settle_seconds=3600)}
+    assert tick(instance, settling).run_requests == []
+
+
+def test_run_key_follows_content_so_concurrent_ticks_cannot_duplicate(env, sim_root):
+    root, instance, resources = env
+    copy_track(sim_root, root)
+    a = dg.build_sensor_context(instance=instance, resources=resources)
+    b = dg.build_sensor_context(instance=instance, resources=resources)
+    keys = {capture_sensor(a).run_requests[0].run_key, capture_sensor(b).run_requests[0].run_key}
+    assert len(keys) == 1  # the daemon drops the second request with the same run key
+
+
+def test_invalid_folder_name_reported_once(env, sim_root):
+    root, instance, resources = env
+    shutil.copytree(sim_root / "s01-sky-garden", root / "Take 1 (copy)")
+    first = ScanCursor.loads(tick(instance, resources).cursor)
+    res = scan(root, first, lambda t: False, lambda t: None, time.time(), 0, 24)
+    assert res.new == [] and res.problems == []
+    fresh = scan(root, ScanCursor(), lambda t: False, lambda t: None, time.time(), 0, 24)
+    assert "not a valid track id" in fresh.problems[0]
+
+
+def test_changed_after_ingest_is_flagged(env, sim_root, tmp_path):
+    from lume_v6_dagster.capture.folder import stat_fingerprint
+
+    root, instance, resources = env
+    folder = copy_track(sim_root, root)
+    cursor = tick(instance, resources).cursor
+    recorded = stat_fingerprint(folder)[0]
+    (folder / "audio.wav").unlink()  # replaced by a new copy: the folder's ctime moves
+    shutil.copy(sim_root / "s02-turquoise-alcove" / "audio.wav", folder / "audio.wav")
+    res = scan(root, ScanCursor.loads(cursor), lambda t: True, lambda t: recorded, time.time(), 0, 24)
+    assert res.changed == ["s01-sky-garden"] and res.new == []
+
+
+def test_tick_opens_only_what_changed(env, sim_root):
+    root, instance, resources = env
+    for i in range(20):
+        (root / f"old-{i:02d}").mkdir()
+    past = time.time() - 3600
+    for d in root.iterdir():
+        os.utime(d, (past, past))
+    cursor = ScanCursor(watermark=time.time() + 10)  # everything above was seen before
+    copy_track(sim_root, root)
+    os.utime(root / "s01-sky-garden", None)
+    res = scan(root, cursor, lambda t: False, lambda t: None, time.time() + 20, 0, 24)
+    assert res.opened <= 1 or [t for t, _ in res.new] == ["s01-sky-garden"]
+
+
+def test_stale_incomplete_folder_is_reported(env):
+    root, *_ = env
+    (root / "s09-aurora-veil").mkdir()
+    cursor = ScanCursor(pending={"s09-aurora-veil": time.time() - 30 * 3600})
+    res = scan(root, cursor, lambda t: False, lambda t: None, time.time(), 0, 24)
+    assert any("incomplete for over 24" in p for p in res.problems)
