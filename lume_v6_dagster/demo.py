@@ -27,9 +27,11 @@ def _ensure_instance_yaml(home: Path) -> None:
 def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=print) -> str:
     capture_root = Path(os.environ.setdefault("LUME_CAPTURE_ROOT", DEFAULT_CAPTURE_ROOT))
     os.environ.setdefault("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT)
+    os.environ["LUME_TRAINING_PROFILE"] = profile
     _ensure_instance_yaml(Path(os.environ["DAGSTER_HOME"]))
     from lume_v6_dagster.definitions import defs  # after the environment is set
     from lume_v6_dagster.partitions import tracks
+    from lume_v6_dagster.schedules import training_decision
     from lume_v6_dagster.simulate import plan_tracks, simulate
 
     plans = plan_tracks(n_tracks, minutes or PROFILE_MINUTES[profile], seed)
@@ -50,4 +52,22 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     echo(f"tracks: {len(ids)} ({len(done & set(ids))} reused, {len(failed)} failed)")
     for track in failed:
         echo(f"  failed: {track} (see the run in the Dagster UI)")
-    return str(Path(os.environ["LUME_ARTIFACT_ROOT"]) / "tracks")
+    decision = training_decision(instance)
+    if isinstance(decision, dg.SkipReason):
+        echo(f"training reused: {decision.skip_message}")
+    else:
+        echo(f"training ({profile} profile) ...")
+        train = defs.resolve_job_def("train").execute_in_process(instance=instance, run_config=QUIET, tags=decision.tags)
+        if not train.success:
+            raise SystemExit("training failed: see the run in the Dagster UI")
+    return _summary(Path(os.environ["LUME_ARTIFACT_ROOT"]), echo)
+
+
+def _summary(artifacts: Path, echo) -> str:
+    """Print the validation metrics of every trained model; return the training folder."""
+    import json
+
+    for metrics in sorted((artifacts / "training").glob("*/*/metrics.json")):
+        m = json.loads(metrics.read_text())["metrics"]
+        echo(f"{metrics.parent.parent.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items()))
+    return str(artifacts / "training")

@@ -38,9 +38,39 @@ class ArtifactStore(dg.ConfigurableResource):
     def raw_record_path(self, track_id: str) -> Path:
         return self.track_dir(track_id) / "raw_capture.json"
 
+    def training_dir(self, name: str) -> Path:
+        return Path(self.root) / "training" / name
+
     def raw_record(self, track_id: str) -> dict | None:
         p = self.raw_record_path(track_id)
         return json.loads(p.read_text()) if p.exists() else None
+
+
+class TrainingHost(dg.ConfigurableResource):
+    """The machine that trains ("mac5" in production): device, threads, seed and profile."""
+
+    name: str = "mac5"
+    device: str = "auto"  # auto | cpu | mps | cuda
+    threads: int = 0  # 0 = all cores
+    seed: int = 0
+    profile: str = "demo"  # tiny | demo | full (lume_v6_dagster.training.profiles)
+
+    def torch_device(self) -> str:
+        import torch
+
+        if self.device != "auto":
+            return self.device
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+
+    def setup(self) -> None:
+        """Fix threads and deterministic kernels before any training step."""
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        torch.use_deterministic_algorithms(True)
 
 
 def default_resources() -> dict:
@@ -52,4 +82,10 @@ def default_resources() -> dict:
             settle_seconds=float(env.get("LUME_SETTLE_SECONDS", 30)),
         ),
         "artifact_store": ArtifactStore(root=env.get("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT)),
+        "training_host": TrainingHost(
+            name=env.get("LUME_TRAINING_HOST", "mac5"),
+            device=env.get("LUME_TRAINING_DEVICE", "auto"),
+            threads=int(env.get("LUME_TRAINING_THREADS", 0)),
+            profile=env.get("LUME_TRAINING_PROFILE", "demo"),
+        ),
     }

@@ -1,0 +1,133 @@
+"""The training dataset: cross-track split, normalisation statistics, fingerprint (SPEC section 3).
+
+Validation tracks are whole tracks chosen from the track ids alone (a hash, not the order
+they arrived in), stratified by mode so every mode is validated. Statistics see training
+tracks only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from lume_v6_dagster import contract
+from lume_v6_dagster.checksums import sha256_file
+from lume_v6_dagster.pairs import Pairs, read_pairs
+
+VAL_FRACTION = 0.2
+
+
+def _rank(track_id: str) -> str:
+    return hashlib.sha256(track_id.encode()).hexdigest()
+
+
+def split_tracks(track_modes: dict[str, int], val_fraction: float = VAL_FRACTION) -> tuple[list[str], list[str]]:
+    """(train, val): per mode, the ceil(fraction * n) tracks with the smallest id hash validate."""
+    train, val = [], []
+    for mode in sorted(set(track_modes.values())):
+        ids = sorted((t for t, m in track_modes.items() if m == mode), key=_rank)
+        k = max(1, math.ceil(val_fraction * len(ids)))
+        val += ids[:k]
+        train += ids[k:]
+    return sorted(train), sorted(val)
+
+
+@dataclass
+class Stats:
+    """Mean and std of each array a model normalises, from training tracks only."""
+
+    dynamics_mean: list[float]
+    dynamics_std: list[float]
+    latent_mean: list[float]
+    latent_std: list[float]
+    controls_mean: list[float]
+    controls_std: list[float]
+    n: int
+
+    def arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(getattr(self, f"{name}_mean"), np.float32), np.asarray(getattr(self, f"{name}_std"), np.float32)
+
+
+def compute_stats(pairs: Iterable[Pairs]) -> Stats:
+    """Streaming float64 sums over tracks, so memory is one track at a time."""
+    sums = {}
+    n = 0
+    for p in pairs:
+        for name, x in (("dynamics", p.conditioning[:, contract.DYNAMICS_SLICE]), ("latent", p.target_latent), ("controls", p.target_controls)):
+            s, ss = sums.get(name, (0.0, 0.0))
+            sums[name] = (s + x.sum(0, dtype=np.float64), ss + (x.astype(np.float64) ** 2).sum(0))
+        n += len(p.t)
+    out = {}
+    for name, (s, ss) in sums.items():
+        mean = s / n
+        out[f"{name}_mean"] = mean.tolist()
+        out[f"{name}_std"] = np.sqrt(np.maximum(ss / n - mean**2, 1e-8)).clip(1e-3).tolist()
+    return Stats(n=n, **out)
+
+
+@dataclass
+class DatasetSplit:
+    train: list[str]
+    val: list[str]
+    track_modes: dict[str, int]
+    fingerprint: str  # hash of the pairs files read
+    stats: Stats
+    pairs_sha256: dict[str, str] = field(default_factory=dict)
+    coverage_minutes: list[list[float]] = field(default_factory=list)  # [mode][emotion], valid pairs, all tracks
+    excluded: dict[str, str] = field(default_factory=dict)  # track id -> reason
+
+    def save(self, path: Path) -> None:
+        from lume_v6_dagster.atomic_files import write_json
+
+        write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> "DatasetSplit":
+        d = json.loads(Path(path).read_text())
+        return cls(**{**d, "stats": Stats(**d["stats"])})
+
+
+def coverage(pairs: Iterable[Pairs]) -> np.ndarray:
+    """Minutes of valid pairs per (mode, emotion) cell."""
+    cells = np.zeros((len(contract.MODES), len(contract.EMOTIONS)))
+    for p in pairs:
+        if len(p.t) < 2:
+            continue
+        dt = float(np.median(np.diff(p.t)))
+        mode = p.conditioning[:, contract.MODE_SLICE].argmax(1)
+        emo = p.conditioning[:, contract.EMOTION_SLICE].argmax(1)
+        np.add.at(cells, (mode, emo), dt / 60.0)
+    return cells
+
+
+def fingerprint(pairs_sha256: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(pairs_sha256.items())).encode()).hexdigest()[:16]
+
+
+def build_split(pairs_paths: dict[str, Path], excluded: dict[str, str] | None = None) -> DatasetSplit:
+    """Split the tracks, then compute statistics on the training side only."""
+    shas = {t: sha256_file(p) for t, p in sorted(pairs_paths.items())}
+    modes = {t: int(read_pairs(p).conditioning[0, contract.MODE_SLICE].argmax()) for t, p in pairs_paths.items()}
+    train, val = split_tracks(modes)
+    if not train:
+        raise ValueError(f"{len(val)} track(s) all go to validation (every mode needs one there); add tracks to train on")
+    stats = compute_stats(read_pairs(pairs_paths[t]) for t in train)
+    cells = coverage(read_pairs(p) for p in pairs_paths.values())
+    return DatasetSplit(train, val, modes, fingerprint(shas), stats, shas, cells.round(3).tolist(), dict(excluded or {}))
+
+
+def load_arrays(pairs_paths: dict[str, Path], ids: list[str]) -> dict[str, np.ndarray]:
+    """Concatenate the pairs of `ids` (training or validation side) into arrays."""
+    parts = [read_pairs(pairs_paths[t]) for t in ids]
+    return {
+        "conditioning": np.concatenate([p.conditioning for p in parts]),
+        "latent": np.concatenate([p.target_latent for p in parts]),
+        "controls": np.concatenate([p.target_controls for p in parts]),
+        "track": np.concatenate([np.full(len(p.t), i) for i, p in enumerate(parts)]),
+    }

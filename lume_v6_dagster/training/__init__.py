@@ -1,0 +1,1 @@
+"""Training loops, checkpoints and metrics; the models themselves live in `models/`."""

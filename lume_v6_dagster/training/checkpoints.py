@@ -1,0 +1,28 @@
+"""One checkpoint per epoch, written atomically; training resumes from the newest one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from lume_v6_dagster.atomic_files import atomic_path
+
+PATTERN = re.compile(r"^epoch_(\d{4})\.pt$")
+
+
+def save(ckpt_dir: Path, epoch: int, state: dict) -> Path:
+    path = Path(ckpt_dir) / f"epoch_{epoch:04d}.pt"
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def latest(ckpt_dir: Path) -> tuple[int, dict] | None:
+    """(epoch, state) of the newest complete checkpoint, or None for a fresh start."""
+    found = sorted(int(m.group(1)) for p in Path(ckpt_dir).glob("epoch_*.pt") if (m := PATTERN.match(p.name)))
+    if not found:
+        return None
+    epoch = found[-1]
+    return epoch, torch.load(Path(ckpt_dir) / f"epoch_{epoch:04d}.pt", weights_only=False)

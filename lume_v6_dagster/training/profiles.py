@@ -1,0 +1,28 @@
+"""Training profiles: epochs and batch sizes chosen by configuration, never by editing code."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    flow_epochs: int
+    flow_batch: int
+    flow_lr: float
+    flow_steps_per_epoch: int  # cap, so an epoch has a bounded cost on any dataset size
+    san_epochs: int
+    san_batch: int
+    san_lr: float
+    eval_samples: int  # validation pairs used for Frechet distance
+
+
+PROFILES = {
+    "tiny": Profile(2, 128, 1e-3, 20, 2, 256, 2e-3, 256),
+    "demo": Profile(12, 256, 1e-3, 120, 12, 256, 2e-3, 2048),
+    "full": Profile(60, 512, 5e-4, 800, 60, 512, 1e-3, 8192),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown training profile {name!r} (one of {', '.join(PROFILES)})")
+    return PROFILES[name]

@@ -1,0 +1,96 @@
+"""SAN V6 training in MLX, cross-track validated, with per-epoch checkpoints and resume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_flatten, tree_unflatten
+
+from lume_v6_dagster import contract
+from lume_v6_dagster.atomic_files import atomic_path, write_json
+from lume_v6_dagster.dataset import Stats
+from lume_v6_dagster.models.san import SAN, SANConfig
+from lume_v6_dagster.training.profiles import Profile
+
+
+@dataclass
+class SANResult:
+    model: SAN
+    history: list[dict] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def san_inputs(arrays: dict, stats: Stats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised (latent, dynamics, controls) as float32 arrays."""
+    (lm, ls), (dm, ds), (cm, cs) = stats.arrays("latent"), stats.arrays("dynamics"), stats.arrays("controls")
+    dyn = arrays["conditioning"][:, contract.DYNAMICS_SLICE]
+    return ((arrays["latent"] - lm) / ls).astype(np.float32), ((dyn - dm) / ds).astype(np.float32), ((arrays["controls"] - cm) / cs).astype(np.float32)
+
+
+def _loss(model, lat, dyn, y):
+    return nn.losses.mse_loss(model(lat, dyn), y)
+
+
+def evaluate(model: SAN, lat, dyn, y, batch: int = 8192) -> float:
+    total = 0.0
+    for i in range(0, len(y), batch):
+        err = (model(mx.array(lat[i:i + batch]), mx.array(dyn[i:i + batch])) - mx.array(y[i:i + batch])) ** 2
+        total += float(err.sum())
+    return total / y.size
+
+
+def _save(ckpt_dir: Path, epoch: int, model: SAN, opt, history) -> None:
+    with atomic_path(ckpt_dir / f"epoch_{epoch:04d}.safetensors", suffix=".safetensors") as tmp:
+        mx.save_safetensors(str(tmp), dict(tree_flatten(model.parameters())))
+    with atomic_path(ckpt_dir / f"epoch_{epoch:04d}.opt.safetensors", suffix=".safetensors") as tmp:
+        mx.save_safetensors(str(tmp), dict(tree_flatten(opt.state)))
+    write_json(ckpt_dir / f"epoch_{epoch:04d}.json", {"epoch": epoch, "history": history})
+
+
+def _resume(ckpt_dir: Path, model: SAN, opt) -> tuple[int, list]:
+    metas = sorted(Path(ckpt_dir).glob("epoch_*.json"))
+    if not metas:
+        return 0, []
+    meta = json.loads(metas[-1].read_text())
+    stem = ckpt_dir / f"epoch_{meta['epoch']:04d}"
+    model.load_weights(str(stem) + ".safetensors")
+    opt.state = tree_unflatten(list(mx.load(str(stem) + ".opt.safetensors").items()))
+    return meta["epoch"], meta["history"]
+
+
+def train_san(train: dict, val: dict, stats: Stats, profile: Profile, seed: int, ckpt_dir: Path,
+              log: Callable[[str], None] = print) -> SANResult:
+    """Train (or resume) SAN V6; deterministic for a seed on CPU."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    mx.random.seed(seed)
+    model = SAN(SANConfig())
+    opt = optim.Adam(learning_rate=profile.san_lr)
+    opt.init(model.trainable_parameters())
+    lat, dyn, y = san_inputs(train, stats)
+    vlat, vdyn, vy = san_inputs(val, stats)
+    done, history = _resume(ckpt_dir, model, opt)
+    if done:
+        log(f"resumed from epoch {done}")
+    step = nn.value_and_grad(model, _loss)
+    for epoch in range(done + 1, profile.san_epochs + 1):
+        order = np.random.default_rng(seed * 100_003 + epoch).permutation(len(y))
+        total, n = 0.0, 0
+        for i in range(0, len(order) - profile.san_batch + 1, profile.san_batch):
+            idx = order[i:i + profile.san_batch]
+            loss, grads = step(model, mx.array(lat[idx]), mx.array(dyn[idx]), mx.array(y[idx]))
+            opt.update(model, grads)
+            mx.eval(model.parameters(), opt.state, loss)
+            total, n = total + float(loss), n + 1
+        row = {"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": evaluate(model, vlat, vdyn, vy)}
+        history.append(row)
+        log(f"SAN epoch {epoch}/{profile.san_epochs}: train {row['train_loss']:.4f} val {row['val_loss']:.4f}")
+        _save(ckpt_dir, epoch, model, opt, history)
+    return SANResult(model, history, {"val_loss": history[-1]["val_loss"], "params": model.num_params()})
