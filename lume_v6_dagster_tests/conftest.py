@@ -12,10 +12,24 @@ from lume_v6_dagster.simulate import simulate
 
 @pytest.fixture(scope="session")
 def sim_root(tmp_path_factory) -> Path:
-    """Five 30-second sessions, one per mode."""
+    """Ten 30-second sessions, two per mode (s01..s05 then s06..s10)."""
     root = tmp_path_factory.mktemp("captures")
-    simulate(5, 0.5, root, seed=7, workers=2)
+    simulate(10, 0.5, root, seed=7, workers=2)
     return root
+
+
+@pytest.fixture(scope="session")
+def pairs_paths(sim_root, tmp_path_factory) -> dict[str, Path]:
+    """Pairs files for every simulated track."""
+    from lume_v6_dagster.capture.folder import load_capture
+    from lume_v6_dagster.pairs import build_pairs, write_pairs
+
+    out = tmp_path_factory.mktemp("pairs")
+    paths = {}
+    for folder in sorted(p for p in sim_root.iterdir() if p.is_dir()):
+        paths[folder.name] = out / folder.name / "pairs.npz"
+        write_pairs(paths[folder.name], build_pairs(load_capture(folder)))
+    return paths
 
 
 @pytest.fixture

@@ -1,0 +1,50 @@
+"""SAN V6 in MLX: size, learning, determinism, resume."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+
+from lume_v6_dagster.dataset import build_split, load_arrays
+from lume_v6_dagster.models.san import SAN, TARGET_PARAMS, TOLERANCE, SANConfig
+from lume_v6_dagster.training.profiles import get_profile
+from lume_v6_dagster.training.san_training import train_san
+
+PROFILE = dataclasses.replace(get_profile("tiny"), san_epochs=4, san_batch=128)
+
+
+@pytest.fixture(scope="module")
+def data(pairs_paths):
+    split = build_split(pairs_paths)
+    return load_arrays(pairs_paths, split.train), load_arrays(pairs_paths, split.val), split.stats
+
+
+def weights(model) -> dict:
+    return {k: np.array(v) for k, v in tree_flatten(model.parameters())}
+
+
+def test_parameter_count_is_135k_within_ten_percent():
+    n = SAN(SANConfig()).num_params()
+    assert abs(n - TARGET_PARAMS) <= TOLERANCE * TARGET_PARAMS, n
+
+
+def test_training_lowers_validation_loss(data, tmp_path):
+    result = train_san(*data, PROFILE, seed=0, ckpt_dir=tmp_path)
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+    assert result.history[-1]["val_loss"] < 1.0  # better than predicting the training mean
+
+
+def test_seeded_runs_give_identical_weights(data, tmp_path):
+    a = weights(train_san(*data, PROFILE, seed=3, ckpt_dir=tmp_path / "a").model)
+    b = weights(train_san(*data, PROFILE, seed=3, ckpt_dir=tmp_path / "b").model)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_resume_gives_identical_weights(data, tmp_path):
+    full = weights(train_san(*data, PROFILE, seed=1, ckpt_dir=tmp_path / "full").model)
+    train_san(*data, dataclasses.replace(PROFILE, san_epochs=2), seed=1, ckpt_dir=tmp_path / "cut")  # stopped after epoch 2
+    logs = []
+    resumed = weights(train_san(*data, PROFILE, seed=1, ckpt_dir=tmp_path / "cut", log=logs.append).model)
+    assert logs[0] == "resumed from epoch 2"
+    assert all(np.array_equal(full[k], resumed[k]) for k in full)
