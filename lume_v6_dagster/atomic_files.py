@@ -44,8 +44,8 @@ def save_npz(target: Path, **arrays) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path, overwrite: bool = False):
-    """Yield a temporary folder; rename it onto `target` on success.
+def atomic_dir(target: Path, overwrite: bool = False, suffix: str = ".tmp"):
+    """Yield a temporary folder (name ending in `suffix`); rename it onto `target` on success.
 
     With overwrite=False an existing target is an error: folders such as release bundles
     are written once and never replaced.
@@ -54,7 +54,7 @@ def atomic_dir(target: Path, overwrite: bool = False):
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists and is never overwritten")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
     try:
         yield tmp
         if target.exists():

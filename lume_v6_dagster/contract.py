@@ -87,6 +87,12 @@ PACKAGES = {
     ),
 }
 
+# The V5 fallback the bundle carries: the V5 recipe read only the first 64 body dims.
+V5_PACKAGES = {
+    "ConditioningEncoderV5": ((("conditioning", (1, V5_DYNAMICS_DIM)),), (("embedding", (1, EMBEDDING_DIM)),)),
+    "FlowGenerator1StepV5": PACKAGES["FlowGenerator1StepV6"],
+}
+
 TRACK_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 CAPTURE_FILES = ("session.jsonl", "dynamics.npz", "audio.wav")
 

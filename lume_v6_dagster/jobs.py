@@ -1,8 +1,9 @@
-"""Jobs: build one track (sensor-driven) and train on every track (scheduled overnight)."""
+"""Jobs: build one track (sensor-driven); train and release (scheduled overnight); release alone."""
 
 import dagster as dg
 
 from lume_v6_dagster.assets.capture import GROUP as CAPTURE_GROUP
+from lume_v6_dagster.assets.release import GROUP as RELEASE_GROUP
 from lume_v6_dagster.assets.training import GROUP as TRAINING_GROUP
 
 ingest_track_job = dg.define_asset_job(
@@ -13,6 +14,12 @@ ingest_track_job = dg.define_asset_job(
 
 train_job = dg.define_asset_job(
     "train",
-    selection=dg.AssetSelection.groups(TRAINING_GROUP),
-    description="Split + statistics, then SAN V6, encoder + flow V6 and the V5 baseline.",
+    selection=dg.AssetSelection.groups(TRAINING_GROUP, RELEASE_GROUP),
+    description="Split + statistics, SAN V6, encoder + flow V6, V5 baseline, then export, smoke test, report, bundle.",
+)
+
+release_job = dg.define_asset_job(
+    "release",
+    selection=dg.AssetSelection.groups(RELEASE_GROUP),
+    description="Export, smoke test, acceptance report and bundle from the trained models.",
 )

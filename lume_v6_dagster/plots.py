@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import numpy as np
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -28,4 +30,44 @@ def loss_curves(histories: dict[str, list[dict]], path: Path) -> Path:
     ax.set_ylabel("loss")
     ax.legend()
     ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def coverage_heatmap(cells, modes, emotions, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    im = ax.imshow(cells, cmap="viridis")
+    ax.set_xticks(range(len(emotions)), emotions, rotation=30)
+    ax.set_yticks(range(len(modes)), modes)
+    for (i, j), v in np.ndenumerate(cells):
+        ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w", fontsize=8)
+    fig.colorbar(im, label="minutes of valid pairs")
+    return save(fig, path)
+
+
+def latent_distributions(generated: dict, modes, path: Path) -> Path:
+    """Generated latents per mode, projected on their two main principal axes."""
+
+    stacked = np.concatenate(list(generated.values()))
+    mean = stacked.mean(0)
+    _, _, vt = np.linalg.svd(stacked - mean, full_matrices=False)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for m, z in generated.items():
+        p = (z - mean) @ vt[:2].T
+        ax.scatter(p[:, 0], p[:, 1], s=4, alpha=0.4, label=modes[m])
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.legend(markerscale=3, fontsize=7)
+    return save(fig, path)
+
+
+def block_sensitivity(per_dim: dict, blocks, block_dim: int, path: Path) -> Path:
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    x = np.arange(len(blocks))
+    for i, (name, values) in enumerate(per_dim.items()):
+        ax.bar(x + i * 0.4, np.asarray(values).reshape(len(blocks), block_dim).mean(1), width=0.4, label=name)
+    ax.axvline(3.7, color="k", ls=":", lw=1)
+    ax.set_xticks(x + 0.2, blocks, rotation=30)
+    ax.set_ylabel("mean |d out / d in|")
+    ax.legend()
     return save(fig, path)

@@ -96,3 +96,6 @@ class OneStepGenerator(nn.Module):
 
     def forward(self, embedding, noise):  # (1, 768), (1, 64) -> (1, 64)
         return self.flow.denormalize(noise - self.flow.velocity(noise, self.r, self.t, embedding))
+
+    def batched(self, embedding, noise):  # (B, 768), (B, 64) -> (B, 64): the same step, any batch
+        return self.flow.denormalize(self.flow.sample(embedding, noise, steps=1))

@@ -1,0 +1,72 @@
+"""Measure, gate and report: everything the acceptance report states, from trained artifacts."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lume_v6_dagster import contract, plots
+from lume_v6_dagster.acceptance import gates as g
+from lume_v6_dagster.acceptance import measure, report
+from lume_v6_dagster.acceptance.thresholds import Thresholds
+from lume_v6_dagster.dataset import DatasetSplit, compute_stats, load_arrays
+from lume_v6_dagster.pairs import read_pairs
+
+EVAL_ROWS = 300
+CLASSIFIER_ROWS = 20_000
+
+
+@dataclass
+class Inputs:
+    split: DatasetSplit
+    pairs_paths: dict[str, Path]
+    pipeline: measure.Pipeline
+    histories: dict[str, list[dict]]
+    metrics: dict[str, dict]  # model name -> final metrics
+    smoke: list[dict]  # PackageReport dicts
+    v6_package_bytes: int
+    signoff: Path
+    provenance: dict
+
+
+def _rows(arrays: dict, n: int, seed: int) -> np.ndarray:
+    pick = np.random.default_rng(seed).choice(len(arrays["conditioning"]), min(n, len(arrays["conditioning"])), replace=False)
+    return np.sort(pick)
+
+
+def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> tuple[list[g.Gate], dict, Path, Path]:
+    """All 9 gates, the plots and the report files."""
+    split = inp.split
+    train = load_arrays(inp.pairs_paths, split.train)
+    val = load_arrays(inp.pairs_paths, split.val)
+    stats_ok = compute_stats(read_pairs(inp.pairs_paths[t]) for t in split.train) == split.stats
+    rows = _rows(train, CLASSIFIER_ROWS, 0)
+    classify = measure.fit_mode_classifier(train["latent"][rows], train["conditioning"][rows, contract.MODE_SLICE].argmax(1))
+    cond = val["conditioning"][_rows(val, EVAL_ROWS, 1)]
+    modes = measure.mode_conditioning(inp.pipeline, classify, cond)
+    sens = measure.block_sensitivity(inp.pipeline, cond[:128], split.stats.arrays("dynamics")[1])
+    ratios = {k: measure.sensitivity_ratio(v) for k, v in sens.items()}
+    latency = measure.latency_ms(inp.pipeline)
+    cells = np.array(split.coverage_minutes)
+    gates = [
+        g.coverage(len(split.train) + len(split.val), cells, th),
+        g.split_integrity(split.train, split.val, split.track_modes, stats_ok),
+        g.encoder_flow(inp.metrics["encoder_flow_v6"]["val_loss"], inp.metrics["v5_baseline"]["val_loss"], th),
+        g.san(inp.metrics["san_v6"]["val_loss"], int(inp.metrics["san_v6"]["params"]), th),
+        g.conditioning(modes["accuracy"], modes["distance"], th),
+        g.full_dynamics(ratios["latent"], ratios["controls"], th),
+        g.export_parity(inp.smoke, th),
+        g.budget(inp.v6_package_bytes / 1e6, latency, th),
+        g.listening(inp.signoff),
+    ]
+    figures = {
+        "Loss curves (dashed: train, solid: validation)": plots.loss_curves(inp.histories, out_dir / "loss_curves.png"),
+        "Coverage: minutes per mode x emotion": plots.coverage_heatmap(cells, contract.MODES, contract.EMOTIONS, out_dir / "coverage.png"),
+        "Generated latents per mode (same body, emotion and noise)": plots.latent_distributions(modes["generated"], contract.MODES, out_dir / "latents.png"),
+        "Sensitivity per dynamics block (V5 read the first four)": plots.block_sensitivity(sens, contract.DYNAMICS_BLOCKS, contract.BLOCK_DIM, out_dir / "sensitivity.png"),
+    }
+    flat = {f"{m}.{k}": float(v) for m, d in inp.metrics.items() for k, v in d.items()}
+    flat.update({"mode_accuracy": modes["accuracy"], "sensitivity_ratio_latent": ratios["latent"],
+                 "sensitivity_ratio_controls": ratios["controls"], "latency_ms": latency})
+    md, page = report.write(out_dir, gates, figures, inp.provenance, flat)
+    return gates, flat, md, page

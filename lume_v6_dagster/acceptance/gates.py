@@ -1,0 +1,135 @@
+"""The 9 hard gates of SPEC section 6: each turns measurements into value, threshold, verdict.
+
+Gates are pure functions of their measurements, so each can be driven to FAIL in a test.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lume_v6_dagster import contract
+from lume_v6_dagster.acceptance.thresholds import Thresholds
+
+PASS, FAIL, PENDING = "PASS", "FAIL", "PENDING"
+
+
+@dataclass(frozen=True)
+class Gate:
+    number: int
+    area: str
+    name: str
+    measured: str
+    threshold: str
+    verdict: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _verdict(ok: bool) -> str:
+    return PASS if ok else FAIL
+
+
+def coverage(n_tracks: int, cells: np.ndarray, th: Thresholds) -> Gate:
+    worst = float(np.min(cells))
+    m, e = np.unravel_index(int(np.argmin(cells)), cells.shape)
+    return Gate(1, "training", "coverage",
+                f"{n_tracks} tracks; smallest cell {worst:.2f} min ({contract.MODES[m]} x {contract.EMOTIONS[e]})",
+                f">= {th.min_tracks} tracks; every cell >= {th.min_cell_minutes} min",
+                _verdict(n_tracks >= th.min_tracks and worst >= th.min_cell_minutes))
+
+
+def split_integrity(train: list[str], val: list[str], track_modes: dict[str, int], stats_match_train: bool) -> Gate:
+    overlap = sorted(set(train) & set(val))
+    missing = sorted(set(range(len(contract.MODES))) - {track_modes[t] for t in val})
+    problems = ([f"in both: {', '.join(overlap)}"] if overlap else []) + \
+               ([f"modes not validated: {', '.join(contract.MODES[m] for m in missing)}"] if missing else []) + \
+               ([] if stats_match_train else ["statistics differ from training-only statistics"])
+    return Gate(2, "training", "split integrity",
+                "; ".join(problems) or f"{len(train)} train / {len(val)} val tracks, disjoint, all modes validated, stats from train only",
+                "disjoint; every mode in validation; no statistic from validation",
+                _verdict(not problems))
+
+
+def encoder_flow(v6_loss: float, v5_loss: float, th: Thresholds) -> Gate:
+    return Gate(3, "training", "encoder + flow cross-track validation",
+                f"V6 {v6_loss:.4f} vs V5 {v5_loss:.4f}",
+                f"V6 <= {th.flow_val_loss_max} and V6 < V5",
+                _verdict(v6_loss <= th.flow_val_loss_max and v6_loss < v5_loss))
+
+
+def san(val_loss: float, params: int, th: Thresholds) -> Gate:
+    lo, hi = th.san_params * (1 - th.san_params_tolerance), th.san_params * (1 + th.san_params_tolerance)
+    return Gate(4, "training", "SAN V6 cross-track validation",
+                f"loss {val_loss:.4f}; {params:,} parameters",
+                f"loss <= {th.san_val_loss_max}; {lo:,.0f}-{hi:,.0f} parameters",
+                _verdict(val_loss <= th.san_val_loss_max and lo <= params <= hi))
+
+
+def conditioning(accuracy: float, distance: np.ndarray, th: Thresholds) -> Gate:
+    off = distance[~np.eye(len(distance), dtype=bool)]
+    closest = float(off.min())
+    return Gate(5, "inference", "conditioning works (mode)",
+                f"mode recovered from generated latents {accuracy:.1%} (chance 20%); closest modes FD {closest:.2f}",
+                f"accuracy >= {th.mode_accuracy_min:.0%}; FD between modes >= {th.mode_distance_min}",
+                _verdict(accuracy >= th.mode_accuracy_min and closest >= th.mode_distance_min))
+
+
+def full_dynamics(ratio_latent: float, ratio_controls: float, th: Thresholds) -> Gate:
+    worst = min(ratio_latent, ratio_controls)
+    return Gate(6, "inference", "full 128-D input",
+                f"sensitivity dims 64-127 / dims 0-63: latent {ratio_latent:.2f}, controls {ratio_controls:.2f}",
+                f">= {th.sensitivity_ratio_min} for both",
+                _verdict(worst >= th.sensitivity_ratio_min))
+
+
+def export_parity(reports: list[dict], th: Thresholds) -> Gate:
+    problems = [p for r in reports for p in r["problems"]]
+    worst = max((d for r in reports for d in r["parity"].values()), default=float("nan"))
+    return Gate(7, "iOS", "export contract + parity",
+                "; ".join(problems) if problems else f"{len(reports)} packages match the contract; worst parity {worst:.2e}",
+                f"names/shapes/FP32/iOS 17; parity <= {th.parity_tolerance}",
+                _verdict(bool(reports) and not problems))
+
+
+def budget(bundle_mb: float, latency: float, th: Thresholds) -> Gate:
+    return Gate(8, "iOS", "on-device budget",
+                f"V6 packages {bundle_mb:.1f} MB; {latency:.3f} ms per frame (CPU proxy)",
+                f"<= {th.bundle_mb_max} MB; <= {th.latency_ms_max} ms",
+                _verdict(bundle_mb <= th.bundle_mb_max and latency <= th.latency_ms_max))
+
+
+def listening(signoff_path: Path) -> Gate:
+    """A person's per-mode sign-off: {"signed_by": ..., "date": ..., "modes": {mode: "pass"|"fail"}}."""
+    threshold = f"every mode 'pass', signed ({signoff_path})"
+    if not Path(signoff_path).exists():
+        return Gate(9, "subjective", "listening test", "not signed yet", threshold, PENDING)
+    try:
+        doc = json.loads(Path(signoff_path).read_text())
+        modes = doc.get("modes", {})
+        signed = bool(str(doc.get("signed_by", "")).strip())
+    except (ValueError, AttributeError) as e:
+        return Gate(9, "subjective", "listening test", f"unreadable sign-off: {e}", threshold, FAIL)
+    failed = [m for m in contract.MODES if modes.get(m) == "fail"]
+    missing = [m for m in contract.MODES if modes.get(m) not in ("pass", "fail")]
+    if failed:
+        return Gate(9, "subjective", "listening test", f"failed: {', '.join(failed)}", threshold, FAIL)
+    if missing or not signed:
+        return Gate(9, "subjective", "listening test", f"incomplete: {', '.join(missing) or 'no signature'}", threshold, PENDING)
+    return Gate(9, "subjective", "listening test", f"all modes pass, signed by {doc['signed_by']} on {doc.get('date', '?')}", threshold, PASS)
+
+
+def decision(gates: list[Gate]) -> tuple[str, bool]:
+    """(status, useV6Models): RELEASED when gates 1-8 pass, FULLY SHIPPED when 9 too."""
+    automatic = all(g.verdict == PASS for g in gates if g.number <= 8)
+    if not automatic:
+        return "NOT RELEASED", False
+    signed = any(g.number == 9 and g.verdict == PASS for g in gates)
+    return ("FULLY SHIPPED" if signed else "RELEASED"), True
+
+
+def table(gates: list[Gate]) -> str:
+    rows = [f"| {g.number} | {g.area} | {g.name} | {g.measured} | {g.threshold} | **{g.verdict}** |" for g in gates]
+    return "| # | area | gate | measured | threshold | verdict |\n|---|---|---|---|---|---|\n" + "\n".join(rows)

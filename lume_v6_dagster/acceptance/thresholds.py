@@ -1,0 +1,34 @@
+"""Every acceptance threshold, in one place, with defaults; a JSON file may override any."""
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_tracks: int = 30
+    min_cell_minutes: float = 1.0
+    flow_val_loss_max: float = 1.0  # flow-matching error, normalised latent units (no skill ~ 2)
+    san_val_loss_max: float = 0.6  # MSE, normalised controls (predicting the mean = 1)
+    san_params: int = 135_000
+    san_params_tolerance: float = 0.10
+    mode_accuracy_min: float = 0.6  # chance = 0.2
+    mode_distance_min: float = 0.5  # smallest Frechet distance between two modes' outputs
+    sensitivity_ratio_min: float = 0.25  # dims 64-127 vs dims 0-63
+    parity_tolerance: float = 2e-2
+    bundle_mb_max: float = 50.0
+    latency_ms_max: float = 5.0  # encoder + flow + SAN, batch 1, CPU
+
+    @classmethod
+    def load(cls, path: Path | None) -> "Thresholds":
+        if path is None or not Path(path).exists():
+            return cls()
+        overrides = json.loads(Path(path).read_text())
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown threshold(s) {sorted(unknown)}")
+        return cls(**overrides)
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Core ML export: trace -> convert -> save -> verify, one named step each, per package."""

@@ -1,0 +1,27 @@
+"""Load trained models back from their run folders (written by the training assets)."""
+
+from pathlib import Path
+
+import torch
+
+from lume_v6_dagster.dataset import Stats
+from lume_v6_dagster.models.flow import OneStepGenerator
+from lume_v6_dagster.models.san import SAN, SANConfig
+from lume_v6_dagster.models.san_twin import SANTwin, from_mlx
+from lume_v6_dagster.training.flow_training import build_models
+
+
+def load_encoder_flow(run_dir: Path, stats: Stats):
+    """(encoder, one-step generator), in eval mode, from `model.pt`."""
+    state = torch.load(Path(run_dir) / "model.pt", weights_only=False)
+    enc, flow = build_models(state["in_dim"], stats, seed=0)
+    enc.load_state_dict(state["encoder"])
+    flow.load_state_dict(state["flow"])
+    return enc.eval(), OneStepGenerator(flow.eval()).eval()
+
+
+def load_san(run_dir: Path, stats: Stats) -> tuple[SAN, SANTwin]:
+    """(MLX SAN, its PyTorch twin with the statistics built in)."""
+    san = SAN(SANConfig())
+    san.load_weights(str(Path(run_dir) / "model.safetensors"))
+    return san, from_mlx(san, stats)
