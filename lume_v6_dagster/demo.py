@@ -60,14 +60,23 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
         train = defs.resolve_job_def("train").execute_in_process(instance=instance, run_config=QUIET, tags=decision.tags)
         if not train.success:
             raise SystemExit("training failed: see the run in the Dagster UI")
-    return _summary(Path(os.environ["LUME_ARTIFACT_ROOT"]), echo)
+    return _summary(instance, Path(os.environ["LUME_ARTIFACT_ROOT"]), echo)
 
 
-def _summary(artifacts: Path, echo) -> str:
-    """Print the validation metrics of every trained model; return the training folder."""
+def _summary(instance: dg.DagsterInstance, artifacts: Path, echo) -> str:
+    """Print model metrics and the gate table of the latest report; return the report's path."""
     import json
+
+    from lume_v6_dagster.acceptance.gates import Gate, table
 
     for metrics in sorted((artifacts / "training").glob("*/*/metrics.json")):
         m = json.loads(metrics.read_text())["metrics"]
         echo(f"{metrics.parent.parent.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items()))
-    return str(artifacts / "training")
+    event = instance.get_latest_materialization_event(dg.AssetKey("acceptance_report"))
+    if event is None:
+        raise SystemExit("no acceptance report was materialized")
+    report = Path(event.asset_materialization.metadata["report_html"].value)
+    verdict = json.loads((report.parent / "gates.json").read_text())
+    echo(table([Gate(**x) for x in verdict["gates"]]))
+    echo(f"status: {verdict['status']} (useV6Models: {str(verdict['useV6Models']).lower()})")
+    return str(report)

@@ -16,10 +16,13 @@ def test_demo_runs_the_chain_and_a_second_run_reuses_it(tmp_path, monkeypatch):
     assert first.exit_code == 0, first.output
     assert "tracks: 10 (0 reused, 0 failed)" in first.output
     assert "encoder_flow_v6:" in first.output and "v5_baseline:" in first.output
-    assert first.output.strip().splitlines()[-1] == str(tmp_path / "art" / "training")
+    last = first.output.strip().splitlines()[-1]
+    assert last.startswith(str(tmp_path / "art" / "release" / "reports")) and last.endswith("report.html")
+    assert "| 9 | subjective | listening test |" in first.output and "status: " in first.output
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert len(instance.get_materialized_partitions(dg.AssetKey("track_pairs"))) == 10
         assert instance.get_latest_materialization_event(dg.AssetKey("san_v6")) is not None
     second = CliRunner().invoke(main, ["demo", "--tracks", "10", "--profile", "tiny"])
     assert second.exit_code == 0, second.output
     assert "tracks: 10 (10 reused, 0 failed)" in second.output and "training reused" in second.output
+    assert second.output.strip().splitlines()[-1] == last

@@ -111,7 +111,7 @@ def acceptance_report(context: dg.AssetExecutionContext, artifact_store: Artifac
     histories, metrics = {}, {}
     for name in ("encoder_flow_v6", "v5_baseline", "san_v6"):
         histories[name], metrics[name] = _history(artifact_store, name, split, training_host)
-    provenance = {"run_id": context.run_id, "dataset_fingerprint": split.fingerprint, "profile": training_host.profile,
+    provenance = {"run_id": context.run.run_id, "dataset_fingerprint": split.fingerprint, "profile": training_host.profile,
                   "seed": training_host.seed, "train_tracks": len(split.train), "val_tracks": ", ".join(split.val),
                   "reproduce": _reproduce(training_host)}
     pipeline = Pipeline(modules["ConditioningEncoderV6"], modules["FlowGenerator1StepV6"], modules["SANV6"])
@@ -119,7 +119,7 @@ def acceptance_report(context: dg.AssetExecutionContext, artifact_store: Artifac
     inputs = Inputs(split, paths, pipeline, histories, metrics, json.loads((folder / "smoke.json").read_text()),
                     v6_bytes, Path(artifact_store.root) / "listening" / "signoff.json", provenance)
     thresholds = Thresholds.load(Path(artifact_store.root) / "thresholds.json")
-    out = Path(artifact_store.root) / "release" / "reports" / context.run_id
+    out = Path(artifact_store.root) / "release" / "reports" / context.run.run_id
     gates, flat, md, page = evaluate(inputs, thresholds, out)
     status, use_v6 = gates_mod.decision(gates)
     write_json(out / "gates.json", {"status": status, "useV6Models": use_v6, "gates": [x.as_dict() for x in gates],
@@ -140,8 +140,8 @@ def release_bundle(context: dg.AssetExecutionContext, artifact_store: ArtifactSt
     reports = sorted((Path(artifact_store.root) / "release" / "reports").glob("*/gates.json"), key=lambda p: p.stat().st_mtime)
     verdict = json.loads(reports[-1].read_text())
     v5_dir = Path(os.environ.get("LUME_V5_FOLDER", folder))
-    manifest = {"useV6Models": verdict["useV6Models"], "status": verdict["status"], "run_ids": {"release": context.run_id, "acceptance": verdict["provenance"]["run_id"]},
+    manifest = {"useV6Models": verdict["useV6Models"], "status": verdict["status"], "run_ids": {"release": context.run.run_id, "acceptance": verdict["provenance"]["run_id"]},
                 "dataset_fingerprint": split.fingerprint, "normalisation": asdict(split.stats), "reproduce": verdict["provenance"]["reproduce"]}
-    target = write_bundle(Path(artifact_store.root) / "bundles" / context.run_id,
+    target = write_bundle(Path(artifact_store.root) / "bundles" / context.run.run_id,
                           [folder / f"{n}.mlpackage" for n in contract.PACKAGES], [v5_dir / f"{n}.mlpackage" for n in contract.V5_PACKAGES], manifest)
     return dg.MaterializeResult(metadata={"bundle": dg.MetadataValue.path(str(target)), "useV6Models": verdict["useV6Models"], "status": verdict["status"]})

@@ -10,10 +10,7 @@ import coremltools as ct
 import numpy as np
 from coremltools.converters.mil.frontend.milproto.load import load as load_milproto
 from coremltools.converters.mil.mil import types
-
-
-def _silu(x):
-    return x / (1 + np.exp(-x))
+from scipy.special import expit
 
 
 def _slice(x, begin, end, stride=None, begin_mask=None, end_mask=None, squeeze_mask=None):
@@ -43,8 +40,8 @@ OPS = {
     "cast": lambda x, dtype: x,  # the output dtype cast below does the work
     "linear": lambda x, weight, bias=None: x @ weight.T + (0 if bias is None else bias),
     "matmul": lambda x, y, transpose_x=False, transpose_y=False: (x.T if transpose_x else x) @ (y.T if transpose_y else y),
-    "silu": _silu,
-    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "silu": lambda x: x * expit(x),
+    "sigmoid": expit,
     "relu": lambda x: np.maximum(x, 0),
     "exp": np.exp,
     "sin": np.sin,

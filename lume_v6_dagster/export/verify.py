@@ -90,6 +90,6 @@ def verify(path: Path, io, reference: Callable[..., np.ndarray], samples: list[d
         report.problems.append(f"{path.name}: cannot be loaded or evaluated ({type(e).__name__}: {e})")
         return report
     for runtime, diff in report.parity.items():
-        if diff > tolerance:
+        if not np.isfinite(diff) or diff > tolerance:  # NaN from corrupt weights must fail too
             report.problems.append(f"{path.name}: {runtime} output differs from the source model by {diff:.3g} (> {tolerance})")
     return report

@@ -1,0 +1,153 @@
+"""Every automatic gate can fail: each test builds the situation that must fail it."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lume_v6_dagster import contract
+from lume_v6_dagster.acceptance import gates as g
+from lume_v6_dagster.acceptance import measure
+from lume_v6_dagster.acceptance.thresholds import Thresholds
+
+TH = Thresholds()
+FULL = np.full((5, 5), 3.0)
+
+
+def test_gate1_coverage_fails_on_a_missing_cell_or_too_few_tracks():
+    assert g.coverage(30, FULL, TH).verdict == g.PASS
+    hole = FULL.copy()
+    hole[2, 3] = 0.0
+    gate = g.coverage(30, hole, TH)
+    assert gate.verdict == g.FAIL and "radiant_underground_chamber x energetic" in gate.measured
+    assert g.coverage(29, FULL, TH).verdict == g.FAIL
+
+
+def test_gate2_split_integrity_fails_on_leak_missing_mode_or_val_statistics():
+    modes = {f"t{i}": i % 5 for i in range(10)}
+    train, val = [f"t{i}" for i in range(5, 10)], [f"t{i}" for i in range(5)]
+    assert g.split_integrity(train, val, modes, True).verdict == g.PASS
+    assert g.split_integrity(train + ["t0"], val, modes, True).verdict == g.FAIL  # a validation track in training
+    assert g.split_integrity(train, val[:4], modes, True).verdict == g.FAIL  # aurora_veil not validated
+    assert g.split_integrity(train, val, modes, False).verdict == g.FAIL
+
+
+def test_gate3_fails_when_v6_is_not_better_than_v5_or_too_high():
+    assert g.encoder_flow(0.4, 0.6, TH).verdict == g.PASS
+    assert g.encoder_flow(0.6, 0.4, TH).verdict == g.FAIL
+    assert g.encoder_flow(1.5, 2.0, TH).verdict == g.FAIL
+
+
+def test_gate4_fails_on_loss_or_parameter_count():
+    assert g.san(0.2, 132_640, TH).verdict == g.PASS
+    assert g.san(0.9, 132_640, TH).verdict == g.FAIL
+    assert g.san(0.2, 160_000, TH).verdict == g.FAIL
+
+
+class ToyEncoder(torch.nn.Module):
+    """Embedding = the mode's centre (if mode-aware) + a mix of dynamics dims."""
+
+    def __init__(self, centres, mode_aware=True, dims=slice(0, 128)):
+        super().__init__()
+        self.centres, self.mode_aware = centres, mode_aware
+        w = torch.zeros(128, contract.EMBEDDING_DIM)
+        w[dims, :64] = torch.randn(128, 64)[dims] * 0.05
+        self.w = w
+
+    def forward(self, c):
+        e = c[:, :128] @ self.w
+        if self.mode_aware:
+            e[:, :64] += c[:, contract.MODE_SLICE][:, :5] @ self.centres
+        return e
+
+
+class ToyGenerator(torch.nn.Module):
+    def batched(self, e, z):
+        return e[:, :64] + 0.1 * z
+
+    forward = batched
+
+
+class ToySAN(torch.nn.Module):
+    def forward(self, lat, dyn):
+        return lat[:, :16] + dyn[:, :16] * 0.01
+
+
+@pytest.fixture
+def toy():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    centres = torch.randn(5, 64) * 3
+    modes = rng.integers(0, 5, 2000)
+    real = centres.numpy()[modes] + rng.normal(0, 0.3, (2000, 64))
+    cond = contract.conditioning(rng.normal(0, 1, (300, 128)).astype(np.float32), rng.integers(0, 5, 300), rng.integers(0, 5, 300))
+    return centres, measure.fit_mode_classifier(real.astype(np.float32), modes), cond
+
+
+def test_gate5_fails_for_a_model_that_ignores_the_mode(toy):
+    centres, classify, cond = toy
+    aware = measure.mode_conditioning(measure.Pipeline(ToyEncoder(centres), ToyGenerator(), ToySAN()), classify, cond)
+    assert g.conditioning(aware["accuracy"], aware["distance"], TH).verdict == g.PASS
+    blind = measure.mode_conditioning(measure.Pipeline(ToyEncoder(centres, mode_aware=False), ToyGenerator(), ToySAN()), classify, cond)
+    assert blind["accuracy"] == pytest.approx(0.2, abs=0.05)
+    assert g.conditioning(blind["accuracy"], blind["distance"], TH).verdict == g.FAIL
+
+
+def test_gate6_fails_for_a_model_that_ignores_dims_64_to_127(toy):
+    centres, _, cond = toy
+    ones = np.ones(128, dtype=np.float32)
+    full = measure.block_sensitivity(measure.Pipeline(ToyEncoder(centres), ToyGenerator(), ToySAN()), cond[:32], ones)
+    ratios = [measure.sensitivity_ratio(full[k]) for k in ("latent", "controls")]
+    assert g.full_dynamics(*ratios, TH).verdict == g.PASS
+    v5_like = measure.block_sensitivity(measure.Pipeline(ToyEncoder(centres, dims=slice(0, 64)), ToyGenerator(), ToySAN()), cond[:32], ones)
+    ratios = [measure.sensitivity_ratio(v5_like[k]) for k in ("latent", "controls")]
+    assert ratios[0] == 0.0
+    assert g.full_dynamics(*ratios, TH).verdict == g.FAIL
+
+
+def test_gate7_fails_on_any_package_problem_or_no_package():
+    ok = {"name": "SANV6", "problems": [], "parity": {"mil_numpy": 1e-3}}
+    assert g.export_parity([ok], TH).verdict == g.PASS
+    bad = {**ok, "problems": ["SANV6.mlpackage: output 'controls' has shape (1, 15), contract (1, 16)"]}
+    assert g.export_parity([ok, bad], TH).verdict == g.FAIL
+    assert g.export_parity([], TH).verdict == g.FAIL
+
+
+def test_gate8_fails_over_size_or_latency():
+    assert g.budget(5.0, 0.5, TH).verdict == g.PASS
+    assert g.budget(80.0, 0.5, TH).verdict == g.FAIL
+    assert g.budget(5.0, 50.0, TH).verdict == g.FAIL
+
+
+def test_gate9_is_pending_until_signed_and_fails_on_a_failed_mode(tmp_path):
+    path = tmp_path / "signoff.json"
+    assert g.listening(path).verdict == g.PENDING
+    path.write_text(json.dumps({"signed_by": "A. Listener", "date": "2026-11-24", "modes": {m: "pass" for m in contract.MODES}}))
+    assert g.listening(path).verdict == g.PASS
+    path.write_text(json.dumps({"signed_by": "A. Listener", "modes": {**{m: "pass" for m in contract.MODES}, "aurora_veil": "fail"}}))
+    assert g.listening(path).verdict == g.FAIL
+    path.write_text(json.dumps({"signed_by": "", "modes": {m: "pass" for m in contract.MODES}}))
+    assert g.listening(path).verdict == g.PENDING
+
+
+def _gates(verdicts):
+    return [g.Gate(i + 1, "a", "n", "m", "t", v) for i, v in enumerate(verdicts)]
+
+
+def test_use_v6_models_is_false_when_any_automatic_gate_fails():
+    assert g.decision(_gates([g.PASS] * 8 + [g.PENDING])) == ("RELEASED", True)
+    assert g.decision(_gates([g.PASS] * 9)) == ("FULLY SHIPPED", True)
+    for i in range(8):
+        verdicts = [g.PASS] * 8 + [g.PASS]
+        verdicts[i] = g.FAIL
+        assert g.decision(_gates(verdicts)) == ("NOT RELEASED", False)
+
+
+def test_thresholds_file_overrides_and_rejects_unknown_keys(tmp_path):
+    path = tmp_path / "thresholds.json"
+    path.write_text(json.dumps({"min_tracks": 10}))
+    assert Thresholds.load(path).min_tracks == 10
+    path.write_text(json.dumps({"min_trakcs": 10}))
+    with pytest.raises(ValueError, match="min_trakcs"):
+        Thresholds.load(path)
