@@ -55,12 +55,25 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     decision = training_decision(instance)
     if isinstance(decision, dg.SkipReason):
         echo(f"training reused: {decision.skip_message}")
+        if _newer(instance, "dataset_split", "acceptance_report"):
+            _execute(defs, "release", instance, echo, {})
     else:
-        echo(f"training ({profile} profile) ...")
-        train = defs.resolve_job_def("train").execute_in_process(instance=instance, run_config=QUIET, tags=decision.tags)
-        if not train.success:
-            raise SystemExit("training failed: see the run in the Dagster UI")
+        _execute(defs, "train", instance, echo, decision.tags, f"training + release ({profile} profile) ...")
     return _summary(instance, Path(os.environ["LUME_ARTIFACT_ROOT"]), echo)
+
+
+def _newer(instance: dg.DagsterInstance, upstream: str, downstream: str) -> bool:
+    """Is `downstream` missing or older than `upstream`?"""
+    up = instance.get_latest_materialization_event(dg.AssetKey(upstream))
+    down = instance.get_latest_materialization_event(dg.AssetKey(downstream))
+    return down is None or (up is not None and up.timestamp > down.timestamp)
+
+
+def _execute(defs, job: str, instance, echo, tags: dict, message: str | None = None) -> None:
+    echo(message or f"{job} ...")
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, run_config=QUIET, tags=tags)
+    if not result.success:
+        raise SystemExit(f"{job} failed: see run {result.run_id} in the Dagster UI")
 
 
 def _summary(instance: dg.DagsterInstance, artifacts: Path, echo) -> str:

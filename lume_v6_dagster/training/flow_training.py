@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from lume_v6_dagster import contract
 from lume_v6_dagster.dataset import Stats
 from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
 from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator
@@ -23,6 +24,9 @@ from lume_v6_dagster.training.metrics import frechet_distance
 from lume_v6_dagster.training.profiles import Profile
 
 EQUAL_TR_FRACTION = 0.75  # share of (r, t) pairs with r = t: the flow-matching special case
+# Body style reveals the mode, so a model can learn "mode" from the body and ignore the
+# one-hot. Giving this share of each batch another row's body forces the one-hot to carry it.
+BODY_SWAP_FRACTION = 0.3
 
 
 @dataclass
@@ -53,6 +57,15 @@ def _times(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     t, r = torch.maximum(a, b), torch.minimum(a, b)
     equal = torch.rand(n, generator=gen) < EQUAL_TR_FRACTION
     return torch.where(equal, t, r), t
+
+
+def swap_bodies(c: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Replace the dynamics of a random share of rows with another row's (mode, emotion kept)."""
+    rows = torch.rand(len(c), generator=gen) < BODY_SWAP_FRACTION
+    donors = torch.randperm(len(c), generator=gen)
+    out = c.clone()
+    out[rows, contract.DYNAMICS_SLICE] = c[donors[rows], contract.DYNAMICS_SLICE]
+    return out
 
 
 def meanflow_loss(enc, flow, c, x, gen) -> torch.Tensor:
@@ -126,7 +139,8 @@ def train_flow(
         total = 0.0
         for s in range(steps):
             idx = order[(s * profile.flow_batch) % len(x):][: profile.flow_batch]
-            loss = meanflow_loss(enc, flow, c[idx].to(device), x[idx].to(device), gen)
+            batch = swap_bodies(c[idx], gen) if in_dim == contract.CONDITIONING_DIM else c[idx]
+            loss = meanflow_loss(enc, flow, batch.to(device), x[idx].to(device), gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

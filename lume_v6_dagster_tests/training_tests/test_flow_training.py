@@ -76,3 +76,13 @@ def test_sigkill_mid_training_then_resume_gives_identical_weights(pairs_paths, r
     assert logs[0].startswith("resumed from epoch")
     assert same(reference.encoder.state_dict(), resumed.encoder.state_dict())
     assert same(reference.flow.state_dict(), resumed.flow.state_dict())
+
+
+def test_body_swap_moves_dynamics_only():
+    from lume_v6_dagster.training.flow_training import BODY_SWAP_FRACTION, swap_bodies
+
+    c = torch.randn(2000, contract.CONDITIONING_DIM)
+    out = swap_bodies(c, torch.Generator().manual_seed(0))
+    assert torch.equal(out[:, 128:], c[:, 128:])  # mode and emotion stay with their target
+    changed = (out[:, :128] != c[:, :128]).any(1).float().mean().item()
+    assert abs(changed - BODY_SWAP_FRACTION) < 0.05
