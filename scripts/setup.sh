@@ -5,8 +5,11 @@ cd "$(dirname "$0")/.."
 
 if [ "$(uname)" = Linux ]; then
   # OpenBLAS for MLX on Linux (its bundled reference BLAS is ~25x slower); see scripts/env.sh.
+  # Chromium + driver for the UI test (Playwright drives Debian's browser; none is downloaded).
   need=()
-  dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need+=(libopenblas0-pthread)
+  for pkg in libopenblas0-pthread chromium chromium-driver; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
   if [ ${#need[@]} -gt 0 ]; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq
