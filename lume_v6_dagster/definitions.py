@@ -8,11 +8,18 @@ from lume_v6_dagster.resources import default_resources
 from lume_v6_dagster.schedules import overnight_training
 from lume_v6_dagster.sensors import capture_sensor
 
-defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([capture, training, release]),
-    asset_checks=dg.load_asset_checks_from_modules([capture]),
-    jobs=[ingest_track_job, train_job, release_job],
-    sensors=[capture_sensor],
-    schedules=[overnight_training],
-    resources=default_resources(),
-)
+
+
+def build_defs() -> dg.Definitions:
+    """Definitions with resources read from the environment now (the demo sets it first)."""
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([capture, training, release]),
+        asset_checks=dg.load_asset_checks_from_modules([capture]),
+        jobs=[ingest_track_job, train_job, release_job],
+        sensors=[capture_sensor],
+        schedules=[overnight_training],
+        resources=default_resources(),
+    )
+
+
+defs = build_defs()

@@ -29,11 +29,12 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     os.environ.setdefault("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT)
     os.environ["LUME_TRAINING_PROFILE"] = profile
     _ensure_instance_yaml(Path(os.environ["DAGSTER_HOME"]))
-    from lume_v6_dagster.definitions import defs  # after the environment is set
+    from lume_v6_dagster.definitions import build_defs
     from lume_v6_dagster.partitions import tracks
     from lume_v6_dagster.schedules import training_decision
     from lume_v6_dagster.simulate import plan_tracks, simulate
 
+    defs = build_defs()  # after the environment is set
     plans = plan_tracks(n_tracks, minutes or PROFILE_MINUTES[profile], seed)
     missing = [p for p in plans if not (capture_root / p.track_id).exists()]
     if missing:
