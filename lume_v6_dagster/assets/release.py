@@ -15,7 +15,7 @@ from lume_v6_dagster.acceptance import gates as gates_mod
 from lume_v6_dagster.acceptance.evaluate import Inputs, evaluate
 from lume_v6_dagster.acceptance.measure import Pipeline
 from lume_v6_dagster.acceptance.thresholds import Thresholds
-from lume_v6_dagster.assets.training import _load, _run_dir, encoder_flow_v6, san_v6, v5_baseline
+from lume_v6_dagster.assets.training import load_split, training_run_dir, encoder_flow_v6, san_v6, v5_baseline
 from lume_v6_dagster.atomic_files import write_json
 from lume_v6_dagster.dataset import load_arrays
 from lume_v6_dagster.export.bundle import write_bundle
@@ -30,10 +30,10 @@ SMOKE_SAMPLES = 16
 
 def _models(store: ArtifactStore, host: TrainingHost):
     """Every trained module, keyed by package name, plus the split they were trained on."""
-    split, paths = _load(store)
-    enc, gen = load_encoder_flow(_run_dir(store, "encoder_flow_v6", split, host), split.stats)
-    enc5, gen5 = load_encoder_flow(_run_dir(store, "v5_baseline", split, host), split.stats)
-    _, twin = load_san(_run_dir(store, "san_v6", split, host), split.stats)
+    split, paths = load_split(store)
+    enc, gen = load_encoder_flow(training_run_dir(store, "encoder_flow_v6", split, host), split.stats)
+    enc5, gen5 = load_encoder_flow(training_run_dir(store, "v5_baseline", split, host), split.stats)
+    _, twin = load_san(training_run_dir(store, "san_v6", split, host), split.stats)
     modules = {"ConditioningEncoderV6": enc, "FlowGenerator1StepV6": gen, "SANV6": twin,
                "ConditioningEncoderV5": enc5, "FlowGenerator1StepV5": gen5}
     return split, paths, modules
@@ -94,7 +94,7 @@ def smoke_test(context: dg.AssetExecutionContext, artifact_store: ArtifactStore,
 
 
 def _history(store, name, split, host) -> tuple[list, dict]:
-    doc = json.loads((_run_dir(store, name, split, host) / "metrics.json").read_text())
+    doc = json.loads((training_run_dir(store, name, split, host) / "metrics.json").read_text())
     return doc["history"], doc["metrics"]
 
 
@@ -135,7 +135,7 @@ def acceptance_report(context: dg.AssetExecutionContext, artifact_store: Artifac
 @dg.asset(group_name=GROUP, deps=[acceptance_report], kinds={"coreml"})
 def release_bundle(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
     """V6 packages + V5 fallback + manifest.json, in a new folder per run (never overwritten)."""
-    split, _ = _load(artifact_store)
+    split, _ = load_split(artifact_store)
     folder = _package_dir(artifact_store, split, training_host)
     reports = sorted((Path(artifact_store.root) / "release" / "reports").glob("*/gates.json"), key=lambda p: p.stat().st_mtime)
     verdict = json.loads(reports[-1].read_text())

@@ -63,13 +63,13 @@ def dataset_split(context: dg.AssetExecutionContext, capture_store: CaptureStore
     )
 
 
-def _load(artifact_store: ArtifactStore):
+def load_split(artifact_store: ArtifactStore):
     split = DatasetSplit.load(artifact_store.training_dir("dataset") / "split.json")
     paths = {t: artifact_store.pairs_path(t) for t in split.train + split.val}
     return split, paths
 
 
-def _run_dir(artifact_store: ArtifactStore, name: str, split: DatasetSplit, host: TrainingHost) -> Path:
+def training_run_dir(artifact_store: ArtifactStore, name: str, split: DatasetSplit, host: TrainingHost) -> Path:
     """Checkpoints are keyed by dataset, profile and seed: a new dataset never resumes an old run."""
     return artifact_store.training_dir(name) / f"{split.fingerprint}-{host.profile}-seed{host.seed}"
 
@@ -89,9 +89,9 @@ def _result(context, name: str, run_dir: Path, history: list[dict], metrics: dic
 
 def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, train_ids=None):
     host.setup()
-    split, paths = _load(artifact_store)
+    split, paths = load_split(artifact_store)
     train_ids = train_ids or split.train
-    run_dir = _run_dir(artifact_store, name, split, host)
+    run_dir = training_run_dir(artifact_store, name, split, host)
     start = time.perf_counter()
     result = train_flow(load_arrays(paths, train_ids), load_arrays(paths, split.val), split.stats, get_profile(host.profile),
                         host.seed, run_dir / "checkpoints", in_dim, log=context.log.info, device=host.torch_device())
@@ -113,7 +113,7 @@ def v5_baseline(context: dg.AssetExecutionContext, artifact_store: ArtifactStore
 
     It shares V6's latent normalisation so both models are scored in the same units.
     """
-    split, _ = _load(artifact_store)
+    split, _ = load_split(artifact_store)
     return _train_encoder_flow(context, artifact_store, training_host, "v5_baseline", contract.V5_DYNAMICS_DIM,
                                train_ids=sorted(split.train)[:V5_TRAIN_TRACKS])
 
@@ -121,8 +121,8 @@ def v5_baseline(context: dg.AssetExecutionContext, artifact_store: ArtifactStore
 @dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, kinds={"mlx"})
 def san_v6(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
     """SAN V6 in MLX: music latent + 128-D dynamics -> 16 controls, cross-track validated."""
-    split, paths = _load(artifact_store)
-    run_dir = _run_dir(artifact_store, "san_v6", split, training_host)
+    split, paths = load_split(artifact_store)
+    run_dir = training_run_dir(artifact_store, "san_v6", split, training_host)
     start = time.perf_counter()
     result = train_san(load_arrays(paths, split.train), load_arrays(paths, split.val), split.stats,
                        get_profile(training_host.profile), training_host.seed, run_dir / "checkpoints", log=context.log.info)

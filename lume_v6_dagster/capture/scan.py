@@ -51,6 +51,7 @@ def scan(
     now: float,
     settle_seconds: float,
     stale_hours: float,
+    lookback: float = LOOKBACK_SECONDS,
 ) -> ScanResult:
     """One sensor tick over `root`; returns what to add, what to flag and the next cursor."""
     out = ScanResult(cursor=ScanCursor(cursor.watermark, dict(cursor.pending), list(cursor.reported)))
@@ -62,7 +63,7 @@ def scan(
     for e in entries:
         ctime = e.stat().st_ctime
         newest = max(newest, ctime)
-        if ctime < cursor.watermark - LOOKBACK_SECONDS and e.name not in cursor.pending:
+        if ctime <= cursor.watermark - lookback and e.name not in cursor.pending:
             continue
         out.opened += 1
         _visit(Path(e.path), is_known, ingested_fingerprint, now, settle_seconds, stale_hours, out)

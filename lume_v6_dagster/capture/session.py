@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from lume_v6_dagster import contract
 from lume_v6_dagster.capture.violations import Violation
 
@@ -32,8 +34,6 @@ class Session:
 
     def emotion_at(self, t):
         """Emotion id at each time in `t` (array): the last change at or before it."""
-        import numpy as np
-
         times = np.array([0.0] + [c[0] for c in self.emotion_changes])
         ids = np.array([self.emotion] + [c[1] for c in self.emotion_changes])
         return ids[np.searchsorted(times, t, side="right") - 1]

@@ -1,6 +1,5 @@
 """The capture sensor, ticked with build_sensor_context against a real ephemeral instance."""
 
-import os
 import shutil
 import time
 
@@ -99,17 +98,16 @@ def test_changed_after_ingest_is_flagged(env, sim_root, tmp_path):
 
 
 def test_tick_opens_only_what_changed(env, sim_root):
-    root, instance, resources = env
+    root, *_ = env
     for i in range(20):
         (root / f"old-{i:02d}").mkdir()
-    past = time.time() - 3600
-    for d in root.iterdir():
-        os.utime(d, (past, past))
-    cursor = ScanCursor(watermark=time.time() + 10)  # everything above was seen before
-    copy_track(sim_root, root)
-    os.utime(root / "s01-sky-garden", None)
-    res = scan(root, cursor, lambda t: False, lambda t: None, time.time() + 20, 0, 24)
-    assert res.opened <= 1 or [t for t, _ in res.new] == ["s01-sky-garden"]
+    seen = max(d.stat().st_ctime for d in root.iterdir())
+    time.sleep(0.05)
+    copy_track(sim_root, root)  # the only folder newer than the watermark
+    res = scan(root, ScanCursor(watermark=seen), lambda t: False, lambda t: None, time.time(), 0, 24, lookback=0)
+    assert res.opened == 1 and [t for t, _ in res.new] == ["s01-sky-garden"]
+    again = scan(root, res.cursor, lambda t: t == "s01-sky-garden", lambda t: None, time.time(), 0, 24, lookback=0)
+    assert again.opened == 0
 
 
 def test_stale_incomplete_folder_is_reported(env):
