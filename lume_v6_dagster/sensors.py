@@ -21,7 +21,7 @@ def capture_sensor(context: dg.SensorEvaluationContext, capture_store: CaptureSt
         capture_store.root,
         ScanCursor.loads(context.cursor),
         is_known=lambda t: context.instance.has_dynamic_partition(tracks.name, t),
-        ingested_fingerprint=lambda t: (artifact_store.raw_record(t) or {}).get("fingerprint"),
+        ingested_fingerprint=lambda t: (artifact_store.raw_record(t) or {}).get("fingerprint") if artifact_store.pairs_path(t).exists() else None,
         now=time.time(),
         settle_seconds=capture_store.settle_seconds,
         stale_hours=capture_store.stale_hours,

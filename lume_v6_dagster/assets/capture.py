@@ -25,14 +25,15 @@ def _violation_table(violations) -> dg.MetadataValue:
 def raw_capture(context: dg.AssetExecutionContext, capture_store: CaptureStore, artifact_store: ArtifactStore) -> dg.MaterializeResult:
     """The capture folder as found on disk: checksummed, never modified.
 
-    A folder whose content differs from the checksums recorded at its first ingest has
-    changed after completion: it is refused, never silently retrained on.
+    Once a track has pairs (and so may have been trained on), content that differs from the
+    recorded checksums is refused, never silently retrained on. Before that, e.g. after a
+    failed run on a broken copy, a retry simply records the new content.
     """
     track = context.partition_key
     folder = capture_store.folder(track)
     checksums = sha256_files(folder)
     previous = artifact_store.raw_record(track)
-    if previous and previous["sha256"] != checksums:
+    if previous and previous["sha256"] != checksums and artifact_store.pairs_path(track).exists():
         changed = sorted(k for k in checksums if previous["sha256"].get(k) != checksums[k])
         raise dg.Failure(
             f"{folder}: {', '.join(changed)} changed after the track was ingested; refusing to rebuild it. "
