@@ -93,6 +93,7 @@ def _grouped(cases: pd.DataFrame, file: str) -> list[Violation]:
         rows = [int(i) for i in group["index"].dropna().unique()]
         shown = ", ".join(map(str, rows[:MAX_ROWS_LISTED])) + (f" (+{len(rows) - MAX_ROWS_LISTED} more)" if len(rows) > MAX_ROWS_LISTED else "")
         example = group["failure_case"].iloc[0]
+        example = example.item() if hasattr(example, "item") else example  # nan, not np.float32(nan)
         place = f"column {column}, rows {shown}" if rows else f"column {column}"
         out.append(Violation(file, place, f"fails {check} (e.g. {example!r})"))
     return out
