@@ -17,6 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from lume_v6_dagster import contract
+from lume_v6_dagster.atomic_files import write_json
 from lume_v6_dagster.checksums import sha256_file
 from lume_v6_dagster.pairs import Pairs, read_pairs
 
@@ -83,8 +84,6 @@ class DatasetSplit:
     excluded: dict[str, str] = field(default_factory=dict)  # track id -> reason
 
     def save(self, path: Path) -> None:
-        from lume_v6_dagster.atomic_files import write_json
-
         write_json(path, asdict(self))
 
     @classmethod
@@ -93,17 +92,14 @@ class DatasetSplit:
         return cls(**{**d, "stats": Stats(**d["stats"])})
 
 
-def coverage(pairs: Iterable[Pairs]) -> np.ndarray:
-    """Minutes of valid pairs per (mode, emotion) cell."""
-    cells = np.zeros((len(contract.MODES), len(contract.EMOTIONS)))
-    for p in pairs:
-        if len(p.t) < 2:
-            continue
-        dt = float(np.median(np.diff(p.t)))
-        mode = p.conditioning[:, contract.MODE_SLICE].argmax(1)
-        emo = p.conditioning[:, contract.EMOTION_SLICE].argmax(1)
-        np.add.at(cells, (mode, emo), dt / 60.0)
-    return cells
+def add_coverage(cells: np.ndarray, p: Pairs) -> None:
+    """Add one track's minutes of valid pairs to the (mode, emotion) cells."""
+    if len(p.t) < 2:
+        return
+    dt = float(np.median(np.diff(p.t)))
+    mode = p.conditioning[:, contract.MODE_SLICE].argmax(1)
+    emo = p.conditioning[:, contract.EMOTION_SLICE].argmax(1)
+    np.add.at(cells, (mode, emo), dt / 60.0)
 
 
 def fingerprint(pairs_sha256: dict[str, str]) -> str:
@@ -113,12 +109,15 @@ def fingerprint(pairs_sha256: dict[str, str]) -> str:
 def build_split(pairs_paths: dict[str, Path], excluded: dict[str, str] | None = None) -> DatasetSplit:
     """Split the tracks, then compute statistics on the training side only."""
     shas = {t: sha256_file(p) for t, p in sorted(pairs_paths.items())}
-    modes = {t: int(read_pairs(p).conditioning[0, contract.MODE_SLICE].argmax()) for t, p in pairs_paths.items()}
+    modes, cells = {}, np.zeros((len(contract.MODES), len(contract.EMOTIONS)))
+    for t, path in sorted(pairs_paths.items()):  # one read per track for mode and coverage
+        p = read_pairs(path)
+        modes[t] = int(p.conditioning[0, contract.MODE_SLICE].argmax())
+        add_coverage(cells, p)
     train, val = split_tracks(modes)
     if not train:
         raise ValueError(f"{len(val)} track(s) all go to validation (every mode needs one there); add tracks to train on")
     stats = compute_stats(read_pairs(pairs_paths[t]) for t in train)
-    cells = coverage(read_pairs(p) for p in pairs_paths.values())
     return DatasetSplit(train, val, modes, fingerprint(shas), stats, shas, cells.round(3).tolist(), dict(excluded or {}))
 
 

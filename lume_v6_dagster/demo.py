@@ -4,13 +4,19 @@ Runs go into the instance under DAGSTER_HOME, so `dagster dev` shows them afterw
 a second demo reuses every partition already materialized instead of starting over.
 """
 
+import json
 import os
 from pathlib import Path
 
 import dagster as dg
 from tqdm import tqdm
 
+from lume_v6_dagster.acceptance.gates import Gate, table
+from lume_v6_dagster.definitions import build_defs
+from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT, DEFAULT_CAPTURE_ROOT
+from lume_v6_dagster.schedules import training_decision
+from lume_v6_dagster.simulate import plan_tracks, simulate
 
 PROFILE_MINUTES = {"demo": 3.0, "tiny": 0.5}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the runs' full logs stay in the UI
@@ -29,10 +35,6 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     os.environ.setdefault("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT)
     os.environ["LUME_TRAINING_PROFILE"] = profile
     _ensure_instance_yaml(Path(os.environ["DAGSTER_HOME"]))
-    from lume_v6_dagster.definitions import build_defs
-    from lume_v6_dagster.partitions import tracks
-    from lume_v6_dagster.schedules import training_decision
-    from lume_v6_dagster.simulate import plan_tracks, simulate
 
     defs = build_defs()  # after the environment is set
     plans = plan_tracks(n_tracks, minutes or PROFILE_MINUTES[profile], seed)
@@ -79,10 +81,6 @@ def _execute(defs, job: str, instance, echo, tags: dict, message: str | None = N
 
 def _summary(instance: dg.DagsterInstance, artifacts: Path, echo) -> str:
     """Print model metrics and the gate table of the latest report; return the report's path."""
-    import json
-
-    from lume_v6_dagster.acceptance.gates import Gate, table
-
     for metrics in sorted((artifacts / "training").glob("*/*/metrics.json")):
         m = json.loads(metrics.read_text())["metrics"]
         echo(f"{metrics.parent.parent.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in m.items()))

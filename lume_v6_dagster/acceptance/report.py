@@ -2,6 +2,7 @@
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from lume_v6_dagster.acceptance.gates import Gate, decision, table
@@ -52,8 +53,6 @@ def _inline(md: str, plots: dict[str, Path]) -> str:
 
 
 def _md_inline(text: str) -> str:
-    import re
-
     text = html.escape(text)
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)

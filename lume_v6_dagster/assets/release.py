@@ -115,9 +115,9 @@ def acceptance_report(context: dg.AssetExecutionContext, artifact_store: Artifac
                   "seed": training_host.seed, "train_tracks": len(split.train), "val_tracks": ", ".join(split.val),
                   "reproduce": _reproduce(training_host)}
     pipeline = Pipeline(modules["ConditioningEncoderV6"], modules["FlowGenerator1StepV6"], modules["SANV6"])
-    v6_bytes = sum(r["size_bytes"] for r in json.loads((folder / "smoke.json").read_text()) if r["name"].endswith("V6"))
-    inputs = Inputs(split, paths, pipeline, histories, metrics, json.loads((folder / "smoke.json").read_text()),
-                    v6_bytes, Path(artifact_store.root) / "listening" / "signoff.json", provenance)
+    smoke = json.loads((folder / "smoke.json").read_text())
+    v6_bytes = sum(r["size_bytes"] for r in smoke if r["name"].endswith("V6"))
+    inputs = Inputs(split, paths, pipeline, histories, metrics, smoke, v6_bytes, Path(artifact_store.root) / "listening" / "signoff.json", provenance)
     thresholds = Thresholds.load(Path(artifact_store.root) / "thresholds.json")
     out = Path(artifact_store.root) / "release" / "reports" / context.run.run_id
     gates, flat, md, page = evaluate(inputs, thresholds, out)

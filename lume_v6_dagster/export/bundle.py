@@ -1,5 +1,6 @@
 """The release bundle: V6 packages, V5 fallback packages and manifest.json, written once."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -16,8 +17,6 @@ def write_bundle(target: Path, v6_packages: list[Path], v5_packages: list[Path],
 
     The folder must not exist: a bundle is never overwritten.
     """
-    import json
-
     with atomic_dir(target, overwrite=False) as tmp:
         for sub, packages in (("v6", v6_packages), ("v5", v5_packages)):
             for p in packages:

@@ -6,6 +6,7 @@ with the training statistics as buffers, because that is what the app feeds the 
 
 import numpy as np
 import torch
+from mlx.utils import tree_flatten
 from torch import nn
 
 from lume_v6_dagster.dataset import Stats
@@ -35,8 +36,6 @@ class SANTwin(nn.Module):
 
 def from_mlx(san, stats: Stats) -> SANTwin:
     """Copy an MLX SAN's weights (nn.Linear layouts match: weight (out, in)) and the statistics."""
-    from mlx.utils import tree_flatten
-
     twin = SANTwin(san.cfg)
     state = {k: torch.from_numpy(np.array(v)) for k, v in tree_flatten(san.parameters())}
     for name in ("latent", "dynamics", "controls"):
