@@ -1,7 +1,7 @@
 # Every target sets up what it needs first (idempotent), so each is one command on a fresh machine.
 RUN = . scripts/env.sh &&
 
-.PHONY: setup demo test ui validate-defs
+.PHONY: setup demo test bench ui
 
 setup:
 	@bash scripts/setup.sh
@@ -12,6 +12,9 @@ demo: setup  ## simulate captures and run the whole chain through Dagster
 test: setup  ## the test suite (what CI runs)
 	$(RUN) dagster definitions validate -w workspace.yaml
 	$(RUN) pytest $(ARGS)
+
+bench: setup  ## benchmarks, one JSON line each (ARGS="full_scale" for the 40-minute full chain)
+	$(RUN) lume-v6 bench $(ARGS)
 
 ui: setup  ## dagster dev (webserver + daemon: sensor, schedule) on the demo's instance
 	$(RUN) dagster dev -w workspace.yaml

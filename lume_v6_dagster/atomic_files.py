@@ -38,9 +38,13 @@ def write_json(target: Path, obj) -> None:
 
 
 def save_npz(target: Path, **arrays) -> None:
-    """np.savez_compressed, atomically (suffix .npz so numpy keeps the name)."""
+    """np.savez, atomically (suffix .npz so numpy keeps the name).
+
+    Uncompressed: float features shrink only 14% compressed, and compressing took 0.8 s of
+    a 2.8 s pairs build per 15-minute track, plus 0.14 s on every read (bench/pairs.py).
+    """
     with atomic_path(target, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
+        np.savez(tmp, **arrays)
 
 
 @contextlib.contextmanager

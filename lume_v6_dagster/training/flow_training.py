@@ -27,6 +27,9 @@ EQUAL_TR_FRACTION = 0.75  # share of (r, t) pairs with r = t: the flow-matching 
 # Body style reveals the mode, so a model can learn "mode" from the body and ignore the
 # one-hot. Giving this share of each batch another row's body forces the one-hot to carry it.
 BODY_SWAP_FRACTION = 0.3
+# The per-epoch validation loss reads an even stride of at most this many validation frames:
+# a pass over all 540 K frames of the full set would cost ~20 s per epoch (bench/full_scale.py).
+VAL_LOSS_FRAMES = 65_536
 
 
 @dataclass
@@ -123,6 +126,7 @@ def train_flow(
     opt = torch.optim.AdamW(params, lr=profile.flow_lr, weight_decay=0.0)
     c, x = _tensors(train, stats, in_dim)
     vc, vx = _tensors(val, stats, in_dim)
+    every = slice(None, None, -(-len(vx) // VAL_LOSS_FRAMES))
     history, start = [], 1
     if (found := checkpoints.latest(ckpt_dir)) is not None:
         start, state = found[0] + 1, found[1]
@@ -147,7 +151,7 @@ def train_flow(
             opt.step()
             total += loss.detach().item()
         enc.eval(), flow.eval()
-        row = {"epoch": epoch, "train_loss": total / steps, "val_loss": validation_loss(enc, flow, vc, vx)}
+        row = {"epoch": epoch, "train_loss": total / steps, "val_loss": validation_loss(enc, flow, vc[every], vx[every])}
         history.append(row)
         log(f"epoch {epoch}/{profile.flow_epochs}: train {row['train_loss']:.4f} val {row['val_loss']:.4f}")
         checkpoints.save(ckpt_dir, epoch, {"encoder": enc.state_dict(), "flow": flow.state_dict(), "opt": opt.state_dict(), "history": history})

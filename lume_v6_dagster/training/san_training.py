@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -65,6 +66,22 @@ def _resume(ckpt_dir: Path, model: SAN, opt) -> tuple[int, list]:
     return meta["epoch"], meta["history"]
 
 
+def compiled_step(model: SAN, opt) -> Callable:
+    """One fused optimisation step (mx.compile: ~1.2x the eager rate, bench/training.py).
+
+    Built after any resume: the compiled function captures the state objects it updates.
+    """
+    grad = nn.value_and_grad(model, _loss)
+    state = [model.state, opt.state]
+
+    @partial(mx.compile, inputs=state, outputs=state)
+    def step(lat, dyn, y):
+        loss, grads = grad(model, lat, dyn, y)
+        opt.update(model, grads)
+        return loss
+    return step
+
+
 def train_san(train: dict, val: dict, stats: Stats, profile: Profile, seed: int, ckpt_dir: Path,
               log: Callable[[str], None] = print) -> SANResult:
     """Train (or resume) SAN V6; deterministic for a seed on CPU."""
@@ -79,14 +96,13 @@ def train_san(train: dict, val: dict, stats: Stats, profile: Profile, seed: int,
     done, history = _resume(ckpt_dir, model, opt)
     if done:
         log(f"resumed from epoch {done}")
-    step = nn.value_and_grad(model, _loss)
+    step = compiled_step(model, opt)
     for epoch in range(done + 1, profile.san_epochs + 1):
         order = np.random.default_rng(seed * 100_003 + epoch).permutation(len(y))
         total, n = 0.0, 0
         for i in range(0, len(order) - profile.san_batch + 1, profile.san_batch):
             idx = order[i:i + profile.san_batch]
-            loss, grads = step(model, mx.array(lat[idx]), mx.array(dyn[idx]), mx.array(y[idx]))
-            opt.update(model, grads)
+            loss = step(mx.array(lat[idx]), mx.array(dyn[idx]), mx.array(y[idx]))
             mx.eval(model.parameters(), opt.state, loss)
             total, n = total + float(loss), n + 1
         row = {"epoch": epoch, "train_loss": total / max(n, 1), "val_loss": evaluate(model, vlat, vdyn, vy)}

@@ -1,0 +1,41 @@
+"""Run the benchmarks, each in its own process (so peak memory is its own); one JSON line each.
+
+  python -m bench                  # every benchmark but full_scale, at the sizes the issue asks
+  python -m bench full_scale       # 30 x 15 min through the whole chain (~40 min on 2 cores)
+  python -m bench --quick          # tiny sizes: checks that every benchmark runs (the test suite)
+"""
+
+import subprocess
+import sys
+
+import click
+
+QUICK = {
+    "simulator": ["--tracks", "2", "--minutes", "0.2"],
+    "pairs": ["--counts", "1,2", "--minutes", "0.2"],
+    "training": ["--batch", "64", "--steps", "2"],
+    "inference": ["--repeats", "20"],
+    "sensor": ["--counts", "5,10"],
+    "increment": ["--tracks", "2", "--minutes", "0.2"],
+    "full_scale": ["--tracks", "12", "--minutes", "0.5", "--profile", "tiny"],
+}
+DEFAULT = [name for name in QUICK if name != "full_scale"]
+
+
+@click.command()
+@click.argument("names", nargs=-1, type=click.Choice(list(QUICK)))
+@click.option("--quick", is_flag=True, help="Tiny sizes, to check that each benchmark runs.")
+def main(names: tuple[str, ...], quick: bool) -> None:
+    failed = []
+    for name in names or DEFAULT:
+        args = QUICK[name] if quick else []
+        done = subprocess.run([sys.executable, "-m", f"bench.{name}", *args], stdout=subprocess.PIPE, text=True)
+        print(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "", flush=True)
+        if done.returncode:
+            failed.append(name)
+    if failed:
+        raise SystemExit(f"benchmarks failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

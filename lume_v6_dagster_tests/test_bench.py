@@ -1,0 +1,53 @@
+"""Each benchmark runs at tiny sizes and prints one JSON object with its figures.
+
+No timings are asserted (the machine is shared); only that the figures exist, are sane
+and say what they compare against.
+"""
+
+import functools
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RATIOS = {
+    "simulator": ["capture_minutes_per_s_per_core"],
+    "pairs": ["ratio_to_floor", "memory_growth"],
+    "training": ["flow_fraction_of_gemm_peak", "san_mlx_to_torch_ratio"],
+    "inference": ["ratio_floor_to_measured", "frozen_graph_ms", "floor_ms"],
+    "sensor": ["one_new_growth_first_to_last"],
+    "increment": ["ratio_increment_to_full"],
+    "full_scale": ["total_minutes"],
+}
+
+
+@functools.cache
+def run_bench(name: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "bench", name, "--quick"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout
+    return json.loads(lines[0])
+
+
+@pytest.mark.parametrize("name", list(RATIOS))
+def test_bench_prints_its_figures(name):
+    out = run_bench(name)
+    assert out["bench"] == name
+    for key in RATIOS[name]:
+        assert math.isfinite(out[key]) and out[key] > 0, (key, out)
+
+
+def test_bench_sizes_and_peers_are_reported():
+    pairs = run_bench("pairs")  # cached: the run above
+    assert set(pairs["peak_rss_mb_by_tracks"]) == {"1", "2"}
+    assert pairs["floor_frames_per_s"] > 0 and pairs["goal_ratio"] == 0.5
+
+
+def test_unknown_bench_is_refused():
+    done = subprocess.run([sys.executable, "-m", "bench", "nope"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and "nope" in done.stderr
