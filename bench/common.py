@@ -30,6 +30,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb() -> float:
+    """Resident memory of this process now: what it still holds, unlike the peak."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def gemm_peak_gflops(n: int = 2048, threads: int | None = None) -> float:
     """fp32 GEMM rate of this machine, measured now, so ratios against it hold on a noisy host."""
     if threads:
