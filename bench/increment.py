@@ -12,7 +12,7 @@ import click
 import dagster as dg
 
 from bench.common import emit
-from bench.sensor import _tick
+from bench.sensor import tick
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -41,7 +41,7 @@ def main(tracks: int, minutes: float) -> None:
         defs = build_defs()
         resources = {"capture_store": CaptureStore(root=str(root), settle_seconds=0), "artifact_store": ArtifactStore(root=str(artifacts))}
         with dg.instance_for_test() as instance:
-            first, _ = _tick(instance, resources, None)
+            first, _ = tick(instance, resources, None)
             warm, *rest = first.run_requests
             _ingest(defs, instance, warm.partition_key)  # imports and JIT caches: not part of either figure
             start = time.perf_counter()
@@ -50,7 +50,7 @@ def main(tracks: int, minutes: float) -> None:
             full = (time.perf_counter() - start) * (tracks + 1) / len(rest)  # every track, the new one included
             new.rename(root / new.name)
             start = time.perf_counter()
-            result, _ = _tick(instance, resources, first.cursor)
+            result, _ = tick(instance, resources, first.cursor)
             (req,) = result.run_requests
             _ingest(defs, instance, req.partition_key)
             increment = time.perf_counter() - start

@@ -49,11 +49,11 @@ def _gemv_bytes_per_s(n_floats: int) -> float:
 @click.option("--compile/--no-compile", "with_compile", default=False, help="Also time torch.compile (~20 s to compile).")
 def main(repeats: int, with_compile: bool) -> None:
     from lume_v6_dagster import contract
-    from lume_v6_dagster.acceptance.measure import _Frame, latency_ms
+    from lume_v6_dagster.acceptance.measure import ShippedFrame, latency_ms
 
     torch.set_num_threads(1)
     pipe = _pipeline()
-    frame = _Frame(pipe).eval()
+    frame = ShippedFrame(pipe).eval()
     c, z = torch.zeros(1, contract.CONDITIONING_DIM), torch.zeros(1, contract.LATENT_DIM)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         frame(c, z)

@@ -16,7 +16,7 @@ import dagster as dg
 from bench.common import emit
 
 
-def _tick(instance, resources, cursor):
+def tick(instance, resources, cursor):
     """One evaluation, timed, then its partition requests applied as the daemon would."""
     from lume_v6_dagster.partitions import tracks
     from lume_v6_dagster.sensors import capture_sensor
@@ -49,10 +49,10 @@ def _measure(n: int, template: Path, tmp: Path) -> dict:
     resources = {"capture_store": CaptureStore(root=str(root), settle_seconds=0),
                  "artifact_store": ArtifactStore(root=str(tmp / f"artifacts-{n}"))}
     with dg.instance_for_test() as instance:
-        first, cold = _tick(instance, resources, None)  # every folder new: opens all n
-        idle, idle_s = _tick(instance, resources, first.cursor)
+        first, cold = tick(instance, resources, None)  # every folder new: opens all n
+        idle, idle_s = tick(instance, resources, first.cursor)
         _link_folder(template, root / "new-track")
-        one, one_s = _tick(instance, resources, idle.cursor)
+        one, one_s = tick(instance, resources, idle.cursor)
     assert len(first.run_requests) == n and not idle.run_requests and len(one.run_requests) == 1
     return {"folders": n, "first_tick_s": round(cold, 4), "idle_tick_s": round(idle_s, 4), "one_new_tick_s": round(one_s, 4)}
 

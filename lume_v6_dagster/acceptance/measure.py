@@ -89,7 +89,7 @@ def sensitivity_ratio(per_dim: np.ndarray) -> float:
     return float(per_dim[contract.V5_DYNAMICS_DIM:].mean() / (per_dim[: contract.V5_DYNAMICS_DIM].mean() + 1e-12))
 
 
-class _Frame(torch.nn.Module):
+class ShippedFrame(torch.nn.Module):
     """Exactly the shipped per-frame path: encoder -> one generator evaluation -> SAN."""
 
     def __init__(self, pipe: Pipeline):
@@ -113,7 +113,7 @@ def latency_ms(pipe: Pipeline, repeats: int = 200) -> float:
     z = torch.zeros(1, contract.LATENT_DIM)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.jit")
-        frame = torch.jit.freeze(torch.jit.trace(_Frame(pipe).eval(), (c, z)))
+        frame = torch.jit.freeze(torch.jit.trace(ShippedFrame(pipe).eval(), (c, z)))
     for _ in range(10):
         frame(c, z)
     times = []
