@@ -28,7 +28,7 @@ EQUAL_TR_FRACTION = 0.75  # share of (r, t) pairs with r = t: the flow-matching 
 # one-hot. Giving this share of each batch another row's body forces the one-hot to carry it.
 BODY_SWAP_FRACTION = 0.3
 # The per-epoch validation loss reads an even stride of at most this many validation frames:
-# a pass over all 540 K frames of the full set would cost ~20 s per epoch (bench/full_scale.py).
+# a pass over all 270 K pairs of the full set would cost ~12 s per epoch (bench/full_scale.py).
 VAL_LOSS_FRAMES = 65_536
 
 
