@@ -8,11 +8,10 @@ from typing import Callable
 import torch
 
 
-def emit(bench: str, **figures) -> dict:
+def emit(bench: str, **figures) -> None:
     """Print one JSON object: the benchmark's name and its figures (rounded for reading)."""
     out = {"bench": bench, **{k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}}
     print(json.dumps(out), flush=True)
-    return out
 
 
 def best_seconds(fn: Callable[[], object], repeats: int = 3) -> float:
@@ -36,10 +35,8 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def gemm_peak_gflops(n: int = 2048, threads: int | None = None) -> float:
-    """fp32 GEMM rate of this machine, measured now, so ratios against it hold on a noisy host."""
-    if threads:
-        torch.set_num_threads(threads)
+def gemm_peak_gflops(n: int = 2048) -> float:
+    """fp32 GEMM rate on the current torch threads, measured now, so ratios hold on a noisy host."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     return 2 * n**3 / best_seconds(lambda: a @ b, repeats=5) / 1e9

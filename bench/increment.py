@@ -14,10 +14,9 @@ import dagster as dg
 from bench.common import emit
 from bench.sensor import tick
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
 def _ingest(defs, instance, track: str) -> None:
+    from lume_v6_dagster.demo import QUIET
+
     result = defs.resolve_job_def("ingest_track").execute_in_process(instance=instance, partition_key=track, run_config=QUIET)
     assert result.success, track
 

@@ -4,11 +4,9 @@ measured matrix-vector bandwidth (at batch 1 every weight is read once per frame
   python -m bench.inference
 """
 
-import time
 import warnings
 
 import click
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -26,17 +24,6 @@ def _pipeline():
     return Pipeline(ConditioningEncoder(EncoderConfig()).eval(), OneStepGenerator(FlowGenerator(FlowConfig())).eval(), SANTwin(SANConfig()).eval())
 
 
-def _median_ms(fn, repeats: int) -> float:
-    for _ in range(20):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
-
-
 def _gemv_bytes_per_s(n_floats: int) -> float:
     """Bandwidth of one matrix-vector product over as many floats as the models hold."""
     w = torch.randn(n_floats // 1024, 1024)
@@ -49,7 +36,7 @@ def _gemv_bytes_per_s(n_floats: int) -> float:
 @click.option("--compile/--no-compile", "with_compile", default=False, help="Also time torch.compile (~20 s to compile).")
 def main(repeats: int, with_compile: bool) -> None:
     from lume_v6_dagster import contract
-    from lume_v6_dagster.acceptance.measure import ShippedFrame, latency_ms
+    from lume_v6_dagster.acceptance.measure import ShippedFrame, latency_ms, median_ms
 
     torch.set_num_threads(1)
     pipe = _pipeline()
@@ -62,14 +49,14 @@ def main(repeats: int, with_compile: bool) -> None:
     peak = gemm_peak_gflops()
     floor_ms = 1000 * max(flops / (peak * 1e9), params * 4 / _gemv_bytes_per_s(params))
     with torch.no_grad():
-        eager_ms = _median_ms(lambda: frame(c, z), repeats)
+        eager_ms = median_ms(lambda: frame(c, z), repeats)
         compiled_ms = None
         if with_compile:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 compiled = torch.compile(frame, fullgraph=True)
                 compiled(c, z)
-            compiled_ms = _median_ms(lambda: compiled(c, z), repeats)
+            compiled_ms = median_ms(lambda: compiled(c, z), repeats)
     shipped_ms = latency_ms(pipe, repeats)  # what gate 8 measures: a frozen graph
     emit("inference", flops_per_frame=flops, params=params, gemm_peak_gflops=peak, floor_ms=floor_ms,
          eager_ms=eager_ms, frozen_graph_ms=shipped_ms, torch_compile_ms=compiled_ms,

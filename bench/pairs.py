@@ -23,11 +23,11 @@ from bench.common import emit, peak_rss_mb, rss_mb
 
 def _build(folders: list[Path], out: Path) -> dict:
     """Build pairs for each folder in turn (as the ingest job does) and time the floor too."""
-    from lume_v6_dagster import pairs
+    from lume_v6_dagster import contract, pairs
     from lume_v6_dagster.capture import audio
     from lume_v6_dagster.capture.folder import load_capture
 
-    pairs.audio_features(np.zeros(22_050, np.float32), 735)  # warm librosa/numba caches
+    pairs.audio_features(np.zeros(contract.SAMPLE_RATE, np.float32), pairs.PairsConfig().hop)  # warm librosa/numba caches
     frames, build_s, floor_s = 0, 0.0, 0.0
     for folder in folders:
         start = time.perf_counter()

@@ -22,7 +22,7 @@ def _flow_step(batch: int):
     """One full optimisation step of encoder + flow on a fixed random batch."""
     from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
     from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator
-    from lume_v6_dagster.training.flow_training import meanflow_loss, swap_bodies
+    from lume_v6_dagster.training.flow_training import swap_bodies, train_step
 
     torch.manual_seed(0)
     enc, flow = ConditioningEncoder(EncoderConfig()), FlowGenerator(FlowConfig())
@@ -31,13 +31,7 @@ def _flow_step(batch: int):
     gen = torch.Generator().manual_seed(0)
     c, x = torch.randn(batch, enc.cfg.in_dim), torch.randn(batch, flow.cfg.latent_dim)
 
-    def step():
-        loss = meanflow_loss(enc, flow, swap_bodies(c, gen), x, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-    return step
+    return lambda: train_step(enc, flow, opt, params, swap_bodies(c, gen), x, gen)
 
 
 def _rate(step, batch: int, steps: int) -> float:

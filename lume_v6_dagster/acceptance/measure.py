@@ -114,11 +114,16 @@ def latency_ms(pipe: Pipeline, repeats: int = 200) -> float:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.jit")
         frame = torch.jit.freeze(torch.jit.trace(ShippedFrame(pipe).eval(), (c, z)))
-    for _ in range(10):
-        frame(c, z)
+    return median_ms(lambda: frame(c, z), repeats)
+
+
+def median_ms(fn, repeats: int, warmup: int = 10) -> float:
+    """Median wall time of `fn()` in ms, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        frame(c, z)
+        fn()
         times.append(time.perf_counter() - start)
     return 1000 * float(np.median(times))

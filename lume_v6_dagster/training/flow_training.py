@@ -84,6 +84,16 @@ def meanflow_loss(enc, flow, c, x, gen) -> torch.Tensor:
     return (err / (err.detach() + 1e-3)).mean()
 
 
+def train_step(enc, flow, opt, params, c, x, gen) -> float:
+    """One optimisation step on a batch (gradients clipped to norm 1); returns its loss."""
+    loss = meanflow_loss(enc, flow, c, x, gen)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return loss.detach().item()
+
+
 @torch.no_grad()
 def validation_loss(enc, flow, c, x, seed: int = 0) -> float:
     """Flow-matching error ||u(z_t, t, t) - v||^2 with fixed noise and times: comparable across models."""
@@ -144,12 +154,7 @@ def train_flow(
         for s in range(steps):
             idx = order[(s * profile.flow_batch) % len(x):][: profile.flow_batch]
             batch = swap_bodies(c[idx], gen) if in_dim == contract.CONDITIONING_DIM else c[idx]
-            loss = meanflow_loss(enc, flow, batch.to(device), x[idx].to(device), gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            total += loss.detach().item()
+            total += train_step(enc, flow, opt, params, batch.to(device), x[idx].to(device), gen)
         enc.eval(), flow.eval()
         row = {"epoch": epoch, "train_loss": total / steps, "val_loss": validation_loss(enc, flow, vc[every], vx[every])}
         history.append(row)
