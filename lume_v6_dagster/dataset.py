@@ -80,6 +80,7 @@ class DatasetSplit:
     fingerprint: str  # hash of the pairs files read
     stats: Stats
     pairs_sha256: dict[str, str] = field(default_factory=dict)
+    pairs_paths: dict[str, str] = field(default_factory=dict)  # the files the fingerprint was taken of
     coverage_minutes: list[list[float]] = field(default_factory=list)  # [mode][emotion], valid pairs, all tracks
     excluded: dict[str, str] = field(default_factory=dict)  # track id -> reason
 
@@ -118,7 +119,8 @@ def build_split(pairs_paths: dict[str, Path], excluded: dict[str, str] | None = 
     if not train:
         raise ValueError(f"{len(val)} track(s) all go to validation (every mode needs one there); add tracks to train on")
     stats = compute_stats(read_pairs(pairs_paths[t]) for t in train)
-    return DatasetSplit(train, val, modes, fingerprint(shas), stats, shas, cells.round(3).tolist(), dict(excluded or {}))
+    return DatasetSplit(train, val, modes, fingerprint(shas), stats, shas, {t: str(p) for t, p in sorted(pairs_paths.items())},
+                        cells.round(3).tolist(), dict(excluded or {}))
 
 
 def load_arrays(pairs_paths: dict[str, Path], ids: list[str]) -> dict[str, np.ndarray]:

@@ -1,6 +1,7 @@
-"""The overnight training schedule: 01:00 local, only when a new validated track landed."""
+"""The overnight training schedule: 01:00 local, when new data landed or the last training did not finish."""
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -8,6 +9,9 @@ import dagster as dg
 from lume_v6_dagster.jobs import train_job
 
 DEFAULT_CRON = "0 1 * * *"
+MAX_ATTEMPTS = 3  # failed training runs on the same data before the schedule stops retrying
+TRAINED = ("san_v6", "encoder_flow_v6", "v5_baseline", "release_bundle")  # a finished training has all of these
+ACTIVE = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
 
 
 def local_timezone() -> str:
@@ -21,15 +25,37 @@ def local_timezone() -> str:
     return "UTC"
 
 
+def _latest(instance: dg.DagsterInstance, key: str):
+    return instance.get_latest_materialization_event(dg.AssetKey(key))
+
+
+def _pending_reason(instance: dg.DagsterInstance, pairs) -> str | None:
+    """Why training should run: new pairs since the last split, or a training not finished since it."""
+    split = _latest(instance, "dataset_split")
+    if split is None or pairs.timestamp > split.timestamp:
+        return "new validated tracks"
+    stale = [k for k in TRAINED if (e := _latest(instance, k)) is None or e.timestamp < split.timestamp]
+    if stale:
+        return f"training incomplete: {', '.join(stale)} not materialized since dataset_split (run {split.run_id[:8]})"
+    return None
+
+
 def training_decision(instance: dg.DagsterInstance) -> dg.RunRequest | dg.SkipReason:
-    """Train when the newest pairs materialization is newer than the last dataset split."""
-    pairs = instance.get_latest_materialization_event(dg.AssetKey("track_pairs"))
-    trained = instance.get_latest_materialization_event(dg.AssetKey("dataset_split"))
+    """Train on new data, or retry an unfinished training, at most MAX_ATTEMPTS failures per data."""
+    pairs = _latest(instance, "track_pairs")
     if pairs is None:
         return dg.SkipReason("no validated track yet: nothing to train on")
-    if trained is not None and pairs.timestamp <= trained.timestamp:
-        return dg.SkipReason(f"no new validated track since the last training (dataset_split run {trained.run_id[:8]})")
-    return dg.RunRequest(tags={"lume/trigger": "new validated tracks"})
+    reason = _pending_reason(instance, pairs)
+    if reason is None:
+        return dg.SkipReason("no new validated track since the last training, and it finished (models and bundle up to date)")
+    runs = instance.get_run_records(dg.RunsFilter(job_name=train_job.name, created_after=datetime.fromtimestamp(pairs.timestamp, timezone.utc)))
+    if active := [r.dagster_run for r in runs if r.dagster_run.status in ACTIVE]:
+        return dg.SkipReason(f"{reason}; training run {active[0].run_id[:8]} is still {active[0].status.value}")
+    failed = [r.dagster_run for r in runs if r.dagster_run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)]
+    if len(failed) >= MAX_ATTEMPTS:
+        return dg.SkipReason(f"{reason}; but training failed {len(failed)} times on this data (latest: run {failed[0].run_id[:8]}): "
+                             "fix the cause, then launch `train` by hand")
+    return dg.RunRequest(tags={"lume/trigger": reason, "lume/attempt": f"{len(failed) + 1} of {MAX_ATTEMPTS}"})
 
 
 @dg.schedule(cron_schedule=os.environ.get("LUME_SCHEDULE_CRON", DEFAULT_CRON), job=train_job,

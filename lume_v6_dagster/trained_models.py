@@ -13,7 +13,7 @@ from lume_v6_dagster.training.flow_training import build_models
 
 def load_encoder_flow(run_dir: Path, stats: Stats):
     """(encoder, one-step generator), in eval mode, from `model.pt`."""
-    state = torch.load(Path(run_dir) / "model.pt", weights_only=False)
+    state = torch.load(Path(run_dir) / "model.pt", map_location="cpu", weights_only=True)  # never unpickle code
     enc, flow = build_models(state["in_dim"], stats, seed=0)
     enc.load_state_dict(state["encoder"])
     flow.load_state_dict(state["flow"])

@@ -68,5 +68,5 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> tuple[list[g.Gate], 
     flat = {f"{m}.{k}": float(v) for m, d in inp.metrics.items() for k, v in d.items()}
     flat.update({"mode_accuracy": modes["accuracy"], "sensitivity_ratio_latent": ratios["latent"],
                  "sensitivity_ratio_controls": ratios["controls"], "latency_ms": latency})
-    md, page = report.write(out_dir, gates, figures, inp.provenance, flat)
+    md, page = report.write(out_dir, gates, figures, inp.provenance, flat, split.excluded)
     return gates, flat, md, page

@@ -86,7 +86,10 @@ def full_dynamics(ratio_latent: float, ratio_controls: float, th: Thresholds) ->
 
 
 def export_parity(reports: list[dict], th: Thresholds) -> Gate:
+    """Contract problems, and parity judged here against the threshold (NaN from corrupt weights fails too)."""
     problems = [p for r in reports for p in r["problems"]]
+    problems += [f"{r['name']}: {runtime} output differs from the source model by {d:.3g} (> {th.parity_tolerance})"
+                 for r in reports for runtime, d in r["parity"].items() if not d <= th.parity_tolerance]
     worst = max((d for r in reports for d in r["parity"].values()), default=float("nan"))
     return Gate(7, "iOS", "export contract + parity",
                 "; ".join(problems) if problems else f"{len(reports)} packages match the contract; worst parity {worst:.2e}",

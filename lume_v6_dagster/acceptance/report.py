@@ -9,10 +9,12 @@ from lume_v6_dagster.acceptance.gates import Gate, decision, table
 from lume_v6_dagster.atomic_files import atomic_path
 
 
-def markdown(gates: list[Gate], plots: dict[str, Path], provenance: dict, metrics: dict) -> str:
+def markdown(gates: list[Gate], plots: dict[str, Path], provenance: dict, metrics: dict, excluded: dict[str, str]) -> str:
     status, use_v6 = decision(gates)
     lines = ["# LUME Music V6: acceptance report", "", f"**Status: {status}** (`useV6Models`: {str(use_v6).lower()})", "",
-             "## Gates", "", table(gates), "", "## Plots", ""]
+             "## Gates", "", table(gates), "", "## Excluded tracks", ""]
+    lines += [f"- `{track}`: {reason}" for track, reason in sorted(excluded.items())] or ["None: every track with a capture was trained or validated on."]
+    lines += ["", "## Plots", ""]
     lines += [f"### {title}\n\n![{title}]({Path(p).name})\n" for title, p in plots.items()]
     lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()]
@@ -63,9 +65,10 @@ STYLE = "body{font-family:-apple-system,Helvetica,sans-serif;max-width:1100px;ma
         "img{max-width:640px;display:block;margin:0.5em 0}"
 
 
-def write(out_dir: Path, gates: list[Gate], plots: dict[str, Path], provenance: dict, metrics: dict) -> tuple[Path, Path]:
+def write(out_dir: Path, gates: list[Gate], plots: dict[str, Path], provenance: dict, metrics: dict,
+          excluded: dict[str, str]) -> tuple[Path, Path]:
     """Write report.md (plots beside it) and report.html (self-contained)."""
-    md = markdown(gates, plots, provenance, metrics)
+    md = markdown(gates, plots, provenance, metrics, excluded)
     with atomic_path(out_dir / "report.md") as tmp:
         tmp.write_text(md)
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>LUME V6 acceptance</title><style>{STYLE}</style></head><body>{_inline(md, plots)}</body></html>"

@@ -8,7 +8,7 @@ import numpy as np
 from lume_v6_dagster import contract
 from lume_v6_dagster.atomic_files import write_json
 from lume_v6_dagster.checksums import sha256_file
-from lume_v6_dagster.capture.folder import load_capture, read_capture, schema_violations, sha256_files, stat_fingerprint
+from lume_v6_dagster.capture.folder import file_stats, load_capture, read_capture, fingerprint, schema_violations, sha256_files
 from lume_v6_dagster.pairs import PairsConfig, build_pairs, pairs_violations, write_pairs
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore
@@ -31,6 +31,7 @@ def raw_capture(context: dg.AssetExecutionContext, capture_store: CaptureStore, 
     """
     track = context.partition_key
     folder = capture_store.folder(track)
+    stats = file_stats(folder)  # before hashing: a change during the hash shows as moved stats later
     checksums = sha256_files(folder)
     previous = artifact_store.raw_record(track)
     if previous and previous["sha256"] != checksums and artifact_store.pairs_path(track).exists():
@@ -40,13 +41,13 @@ def raw_capture(context: dg.AssetExecutionContext, capture_store: CaptureStore, 
             f"If the new content is intended, delete {artifact_store.raw_record_path(track)} and re-run.",
             metadata={"changed_files": changed},
         )
-    record = {"track_id": track, "folder": str(folder), "sha256": checksums,
-              "fingerprint": stat_fingerprint(folder)[0], "bytes": {n: (folder / n).stat().st_size for n in checksums},
+    record = {"track_id": track, "folder": str(folder), "sha256": checksums, "stats": stats,
+              "bytes": {n: size for n, (size, _) in stats.items()},
               "observed_at": previous["observed_at"] if previous else time.time()}
     write_json(artifact_store.raw_record_path(track), record)
     return dg.MaterializeResult(
         metadata={"folder": dg.MetadataValue.path(str(folder)), "sha256": checksums, "bytes": sum(record["bytes"].values())},
-        data_version=dg.DataVersion(record["fingerprint"]),
+        data_version=dg.DataVersion(fingerprint(checksums)),  # content, not mtimes
     )
 
 

@@ -1,9 +1,14 @@
-"""Release assets: Core ML packages -> smoke test -> acceptance report -> release bundle."""
+"""Release assets: Core ML packages -> smoke test -> acceptance report -> release bundle.
+
+Every asset finds the models, packages and verdicts it works on from what its upstream
+recorded (`upstream.recorded`), never from paths re-derived from today's environment, and
+the bundle ships only packages whose digests the acceptance report judged.
+"""
 
 import json
 import os
 import shlex
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -15,48 +20,78 @@ from lume_v6_dagster.acceptance import gates as gates_mod
 from lume_v6_dagster.acceptance.evaluate import Inputs, evaluate
 from lume_v6_dagster.acceptance.measure import Pipeline
 from lume_v6_dagster.acceptance.thresholds import Thresholds
-from lume_v6_dagster.assets.training import load_split, training_run_dir, encoder_flow_v6, san_v6, v5_baseline
+from lume_v6_dagster.assets.training import encoder_flow_v6, load_split, san_v6, v5_baseline
+from lume_v6_dagster.assets.upstream import recorded
 from lume_v6_dagster.atomic_files import write_json
-from lume_v6_dagster.dataset import load_arrays
-from lume_v6_dagster.export.bundle import write_bundle
+from lume_v6_dagster.dataset import DatasetSplit, load_arrays
+from lume_v6_dagster.export.bundle import package_digest, write_bundle
 from lume_v6_dagster.export.coreml import export
 from lume_v6_dagster.export.verify import verify
-from lume_v6_dagster.resources import ArtifactStore, TrainingHost
+from lume_v6_dagster.resources import ArtifactStore
 from lume_v6_dagster.trained_models import load_encoder_flow, load_san
 
 GROUP = "release"
 SMOKE_SAMPLES = 16
+TRAINED = ("encoder_flow_v6", "v5_baseline", "san_v6")
+IO = {**contract.PACKAGES, **contract.V5_PACKAGES}
+# What a trained model's materialization records and the release carries forward.
+PROVENANCE_KEYS = ("run_id", "run_dir", "split_path", "dataset_fingerprint", "profile", "seed", "device", "determinism")
 
 
-def _models(store: ArtifactStore, host: TrainingHost):
-    """Every trained module, keyed by package name, plus the split they were trained on."""
-    split, paths = load_split(store)
-    enc, gen = load_encoder_flow(training_run_dir(store, "encoder_flow_v6", split, host), split.stats)
-    enc5, gen5 = load_encoder_flow(training_run_dir(store, "v5_baseline", split, host), split.stats)
-    _, twin = load_san(training_run_dir(store, "san_v6", split, host), split.stats)
+@dataclass
+class Trained:
+    """The three trained models, as their assets recorded them, on one dataset."""
+
+    records: dict[str, dict]  # asset name -> provenance
+    split: DatasetSplit
+    pairs_paths: dict[str, Path]
+    modules: dict[str, torch.nn.Module]  # package name -> module
+
+
+def _trained(records: dict[str, dict]) -> Trained:
+    """Load the recorded models; refuse models trained on different datasets."""
+    datasets = {name: r["dataset_fingerprint"] for name, r in records.items()}
+    if len(set(datasets.values())) != 1:
+        raise dg.Failure(f"the trained models come from different datasets ({', '.join(f'{k}: {v}' for k, v in datasets.items())}); "
+                         "re-run the `train` job so they share one split")
+    split, paths = load_split(records["encoder_flow_v6"]["split_path"])
+    enc, gen = load_encoder_flow(Path(records["encoder_flow_v6"]["run_dir"]), split.stats)
+    enc5, gen5 = load_encoder_flow(Path(records["v5_baseline"]["run_dir"]), split.stats)
+    _, twin = load_san(Path(records["san_v6"]["run_dir"]), split.stats)
     modules = {"ConditioningEncoderV6": enc, "FlowGenerator1StepV6": gen, "SANV6": twin,
                "ConditioningEncoderV5": enc5, "FlowGenerator1StepV5": gen5}
-    return split, paths, modules
+    return Trained(records, split, paths, modules)
 
 
-def _package_dir(store: ArtifactStore, split, host: TrainingHost) -> Path:
-    return Path(store.root) / "release" / "packages" / f"{split.fingerprint}-{host.profile}-seed{host.seed}"
+def _exported(context) -> tuple[dict, Trained]:
+    """coreml_packages' record and the models it exported."""
+    packages = recorded(context, "coreml_packages")
+    return packages, _trained(packages["models"])
 
 
-IO = {**contract.PACKAGES, **contract.V5_PACKAGES}
+def _digests(folder: Path, names) -> dict[str, str]:
+    return {name: package_digest(Path(folder) / f"{name}.mlpackage") for name in names}
 
 
 @dg.asset(group_name=GROUP, deps=[encoder_flow_v6, san_v6, v5_baseline], kinds={"coreml"})
-def coreml_packages(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
-    """V6 (and V5 fallback) .mlpackage files: mlprogram, iOS 17, FP16 compute, FP32 I/O."""
-    split, _, modules = _models(artifact_store, training_host)
-    out = _package_dir(artifact_store, split, training_host)
+def coreml_packages(context: dg.AssetExecutionContext, artifact_store: ArtifactStore) -> dg.MaterializeResult:
+    """V6 (and V5 fallback) .mlpackage files: mlprogram, iOS 17, FP16 compute, FP32 I/O.
+
+    Written to a new folder per run, so a smoke test or report in flight never sees them change.
+    """
+    records = {name: {k: v for k, v in recorded(context, name).items() if k in PROVENANCE_KEYS} for name in TRAINED}
+    trained = _trained(records)
+    out = Path(artifact_store.root) / "release" / "packages" / context.run.run_id
     sizes = {}
-    for name, module in modules.items():
-        path = export(module, name, IO[name], out, f"LUME {name} (dataset {split.fingerprint})")
+    for name, module in trained.modules.items():
+        path = export(module, name, IO[name], out, f"LUME {name} (dataset {trained.split.fingerprint})")
         sizes[name] = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         context.log.info(f"exported {path} ({sizes[name] / 1e6:.2f} MB)")
-    return dg.MaterializeResult(metadata={"folder": dg.MetadataValue.path(str(out)), **{f"{k}_mb": v / 1e6 for k, v in sizes.items()}})
+    return dg.MaterializeResult(metadata={
+        "folder": dg.MetadataValue.path(str(out)), "dataset_fingerprint": trained.split.fingerprint,
+        "models": dg.MetadataValue.json(records), "packages_sha256": dg.MetadataValue.json(_digests(out, IO)),
+        **{f"{k}_mb": v / 1e6 for k, v in sizes.items()},
+    })
 
 
 def _feeds(val: dict, modules: dict, name: str, rng) -> list[dict]:
@@ -72,76 +107,102 @@ def _feeds(val: dict, modules: dict, name: str, rng) -> list[dict]:
 
 
 @dg.asset(group_name=GROUP, deps=[coreml_packages], kinds={"coreml"})
-def smoke_test(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
+def smoke_test(context: dg.AssetExecutionContext, artifact_store: ArtifactStore) -> dg.MaterializeResult:
     """Load every package back: contract (names, shapes, FP32, iOS 17) and parity on validation inputs."""
-    split, paths, modules = _models(artifact_store, training_host)
-    val = load_arrays(paths, split.val)
-    folder = _package_dir(artifact_store, split, training_host)
+    packages, trained = _exported(context)
+    val = load_arrays(trained.pairs_paths, trained.split.val)
+    folder = Path(packages["folder"])
     reports = []
-    for name, module in modules.items():
+    for name, module in trained.modules.items():
         names = [n for n, _ in IO[name][0]]
         reference = lambda m=module, names=names, **kw: m(*[torch.from_numpy(kw[n]) for n in names]).detach().numpy()
-        report = verify(folder / f"{name}.mlpackage", IO[name], reference, _feeds(val, modules, name, np.random.default_rng(0)))
+        report = verify(folder / f"{name}.mlpackage", IO[name], reference, _feeds(val, trained.modules, name, np.random.default_rng(0)))
         for problem in report.problems:
             context.log.error(problem)
         reports.append(asdict(report))
     write_json(folder / "smoke.json", reports)
+    gate = gates_mod.export_parity(reports, Thresholds.load(Path(artifact_store.root) / "thresholds.json"))
     rows = "\n".join(f"| {r['name']} | {r['size_bytes'] / 1e6:.2f} | {', '.join(f'{k} {v:.1e}' for k, v in r['parity'].items())} | {'ok' if not r['problems'] else '; '.join(r['problems'])} |" for r in reports)
     return dg.MaterializeResult(metadata={
-        "passed": all(not r["problems"] for r in reports),
+        "passed": gate.verdict == gates_mod.PASS, "result": gate.measured,
+        "smoke_path": dg.MetadataValue.path(str(folder / "smoke.json")), "packages_folder": dg.MetadataValue.path(str(folder)),
         "packages": dg.MetadataValue.md("| package | MB | parity (max rel. diff) | result |\n|---|---|---|---|\n" + rows),
     })
 
 
-def _history(store, name, split, host) -> tuple[list, dict]:
-    doc = json.loads((training_run_dir(store, name, split, host) / "metrics.json").read_text())
-    return doc["history"], doc["metrics"]
+def _histories(records: dict[str, dict]) -> tuple[dict, dict]:
+    docs = {name: json.loads((Path(r["run_dir"]) / "metrics.json").read_text()) for name, r in records.items()}
+    return {n: d["history"] for n, d in docs.items()}, {n: d["metrics"] for n, d in docs.items()}
 
 
-def _reproduce(host: TrainingHost) -> str:
+def _reproduce(v6: dict) -> str:
+    """The command that retrains these models: the training job, same profile and seed, same data."""
     env = {k: os.environ[k] for k in ("LUME_CAPTURE_ROOT", "LUME_ARTIFACT_ROOT") if k in os.environ}
-    return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + f" LUME_TRAINING_PROFILE={host.profile} dagster job execute -w workspace.yaml -j release"
+    env |= {"LUME_TRAINING_PROFILE": v6["profile"], "LUME_TRAINING_SEED": str(v6["seed"])}
+    return (" ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " dagster job execute -w workspace.yaml -j train"
+            f"  # on the same pairs: dataset_split must report fingerprint {v6['dataset_fingerprint']}")
 
 
 @dg.asset(group_name=GROUP, deps=[smoke_test], kinds={"html"})
-def acceptance_report(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
+def acceptance_report(context: dg.AssetExecutionContext, artifact_store: ArtifactStore) -> dg.MaterializeResult:
     """The 9 gates with measured value, threshold and verdict; Markdown + HTML with plots."""
-    split, paths, modules = _models(artifact_store, training_host)
-    folder = _package_dir(artifact_store, split, training_host)
-    histories, metrics = {}, {}
-    for name in ("encoder_flow_v6", "v5_baseline", "san_v6"):
-        histories[name], metrics[name] = _history(artifact_store, name, split, training_host)
-    provenance = {"run_id": context.run.run_id, "dataset_fingerprint": split.fingerprint, "profile": training_host.profile,
-                  "seed": training_host.seed, "train_tracks": len(split.train), "val_tracks": ", ".join(split.val),
-                  "reproduce": _reproduce(training_host)}
-    pipeline = Pipeline(modules["ConditioningEncoderV6"], modules["FlowGenerator1StepV6"], modules["SANV6"])
-    smoke = json.loads((folder / "smoke.json").read_text())
-    v6_bytes = sum(r["size_bytes"] for r in smoke if r["name"].endswith("V6"))
-    inputs = Inputs(split, paths, pipeline, histories, metrics, smoke, v6_bytes, Path(artifact_store.root) / "listening" / "signoff.json", provenance)
+    packages, trained = _exported(context)
+    smoke = recorded(context, "smoke_test")
+    if smoke["packages_folder"] != packages["folder"]:
+        raise dg.Failure(f"the latest smoke test checked {smoke['packages_folder']}, not the packages to judge "
+                         f"({packages['folder']}): materialize smoke_test, then acceptance_report")
+    histories, metrics = _histories(trained.records)
+    v6 = trained.records["encoder_flow_v6"]
+    provenance = {"run_id": context.run.run_id, "dataset_fingerprint": trained.split.fingerprint, "profile": v6["profile"],
+                  "seed": v6["seed"], "train_tracks": len(trained.split.train), "val_tracks": ", ".join(trained.split.val),
+                  **{f"determinism ({name})": r["determinism"] for name, r in trained.records.items()},
+                  "reproduce": _reproduce(v6)}
+    m = trained.modules
+    reports = json.loads(Path(smoke["smoke_path"]).read_text())
+    v6_bytes = sum(r["size_bytes"] for r in reports if r["name"].endswith("V6"))
+    inputs = Inputs(trained.split, trained.pairs_paths, Pipeline(m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"], m["SANV6"]),
+                    histories, metrics, reports, v6_bytes, Path(artifact_store.root) / "listening" / "signoff.json", provenance)
     thresholds = Thresholds.load(Path(artifact_store.root) / "thresholds.json")
     out = Path(artifact_store.root) / "release" / "reports" / context.run.run_id
     gates, flat, md, page = evaluate(inputs, thresholds, out)
     status, use_v6 = gates_mod.decision(gates)
+    digests = packages["packages_sha256"]
     write_json(out / "gates.json", {"status": status, "useV6Models": use_v6, "gates": [x.as_dict() for x in gates],
-                                    "metrics": flat, "provenance": provenance, "thresholds": thresholds.as_dict()})
+                                    "metrics": flat, "provenance": provenance, "thresholds": thresholds.as_dict(),
+                                    "packages_folder": packages["folder"], "packages_sha256": digests})
     context.log.info(f"acceptance: {status}\n{gates_mod.table(gates)}")
     return dg.MaterializeResult(metadata={
         "status": status, "useV6Models": use_v6, "gates": dg.MetadataValue.md(gates_mod.table(gates)),
+        "dataset_fingerprint": trained.split.fingerprint, "packages_folder": dg.MetadataValue.path(packages["folder"]),
+        "packages_sha256": dg.MetadataValue.json(digests), "gates_json": dg.MetadataValue.path(str(out / "gates.json")),
         "report_html": dg.MetadataValue.path(str(page)), "report_md": dg.MetadataValue.md(md.read_text()),
         **{k: v for k, v in flat.items() if k in ("mode_accuracy", "latency_ms", "sensitivity_ratio_latent")},
     })
 
 
 @dg.asset(group_name=GROUP, deps=[acceptance_report], kinds={"coreml"})
-def release_bundle(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
-    """V6 packages + V5 fallback + manifest.json, in a new folder per run (never overwritten)."""
-    split, _ = load_split(artifact_store)
-    folder = _package_dir(artifact_store, split, training_host)
-    reports = sorted((Path(artifact_store.root) / "release" / "reports").glob("*/gates.json"), key=lambda p: p.stat().st_mtime)
-    verdict = json.loads(reports[-1].read_text())
+def release_bundle(context: dg.AssetExecutionContext, artifact_store: ArtifactStore) -> dg.MaterializeResult:
+    """V6 packages + V5 fallback + manifest.json, in a new folder per run (never overwritten).
+
+    The verdict is the acceptance report's for exactly these packages: same dataset, same
+    sha256 of every package, or the bundle is refused.
+    """
+    verdict = recorded(context, "acceptance_report")
+    packages = recorded(context, "coreml_packages")
+    folder = Path(packages["folder"])
+    now = _digests(folder, IO)
+    if verdict["dataset_fingerprint"] != packages["dataset_fingerprint"] or verdict["packages_sha256"] != now:
+        differ = sorted(n for n in now if verdict["packages_sha256"].get(n) != now[n])
+        raise dg.Failure(f"the acceptance report (run {verdict['run_id'][:8]}, dataset {verdict['dataset_fingerprint']}) did not judge "
+                         f"the packages in {folder} (dataset {packages['dataset_fingerprint']}; differing: {', '.join(differ) or 'none'}): "
+                         "materialize acceptance_report for these packages first")
+    gates = json.loads(Path(verdict["gates_json"]).read_text())
+    split, _ = load_split(packages["models"]["encoder_flow_v6"]["split_path"])
     v5_dir = Path(os.environ.get("LUME_V5_FOLDER", folder))
-    manifest = {"useV6Models": verdict["useV6Models"], "status": verdict["status"], "run_ids": {"release": context.run.run_id, "acceptance": verdict["provenance"]["run_id"]},
-                "dataset_fingerprint": split.fingerprint, "normalisation": asdict(split.stats), "reproduce": verdict["provenance"]["reproduce"]}
+    manifest = {"useV6Models": verdict["useV6Models"], "status": verdict["status"],
+                "run_ids": {"release": context.run.run_id, "acceptance": verdict["run_id"], "packages": packages["run_id"],
+                            **{name: r["run_id"] for name, r in packages["models"].items()}},
+                "dataset_fingerprint": split.fingerprint, "normalisation": asdict(split.stats), "reproduce": gates["provenance"]["reproduce"]}
     target = write_bundle(Path(artifact_store.root) / "bundles" / context.run.run_id,
                           [folder / f"{n}.mlpackage" for n in contract.PACKAGES], [v5_dir / f"{n}.mlpackage" for n in contract.V5_PACKAGES], manifest)
     return dg.MaterializeResult(metadata={"bundle": dg.MetadataValue.path(str(target)), "useV6Models": verdict["useV6Models"], "status": verdict["status"]})

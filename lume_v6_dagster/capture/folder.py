@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,37 +35,57 @@ class Capture:
 class FolderState:
     complete: bool
     reason: str  # why not complete, or "complete"
-    fingerprint: str  # names, sizes and mtimes of the files: changes whenever content does
+    fingerprint: str  # sizes and mtimes of the contract files: changes whenever their content does
     newest_mtime: float
 
 
-def stat_fingerprint(folder: Path) -> tuple[str, float]:
-    """Cheap fingerprint from file names, sizes and mtimes (no content read)."""
-    h, newest = hashlib.sha256(), 0.0
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_file():
-            st = entry.stat()
-            h.update(f"{entry.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-            newest = max(newest, st.st_mtime)
-    return h.hexdigest()[:16], newest
+def file_stats(folder: Path) -> dict[str, list[int]]:
+    """[size, mtime_ns] of each contract file present: the cheap part of a capture's identity.
+
+    A capture is its three contract files; anything else in the folder (Finder's .DS_Store,
+    AppleDouble ._* files) is not part of it and never counts.
+    """
+    out = {}
+    for name in contract.CAPTURE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(Path(folder) / name)
+            out[name] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def fingerprint(record: dict) -> str:
+    """Short, stable hash of a record (file stats, checksums): the sensor's run keys, data versions."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def folder_state(folder: Path, now: float, settle_seconds: float) -> FolderState:
     """Complete = every file present, `session_end` logged, nothing changed for `settle_seconds`."""
-    fingerprint, newest = stat_fingerprint(folder)
-    missing = [f for f in contract.CAPTURE_FILES if not (folder / f).is_file()]
+    stats = file_stats(folder)
+    key = fingerprint(stats)
+    newest = max((mtime_ns / 1e9 for _, mtime_ns in stats.values()), default=0.0)
+    missing = [f for f in contract.CAPTURE_FILES if f not in stats]
     if missing:
-        return FolderState(False, f"missing {', '.join(missing)}", fingerprint, newest)
+        return FolderState(False, f"missing {', '.join(missing)}", key, newest)
     if not session.has_session_end(folder / session.FILE):
-        return FolderState(False, "no session_end yet", fingerprint, newest)
+        return FolderState(False, "no session_end yet", key, newest)
     if now - newest < settle_seconds:
-        return FolderState(False, f"changed {now - newest:.0f} s ago (settle {settle_seconds:.0f} s)", fingerprint, newest)
-    return FolderState(True, "complete", fingerprint, newest)
+        return FolderState(False, f"changed {now - newest:.0f} s ago (settle {settle_seconds:.0f} s)", key, newest)
+    return FolderState(True, "complete", key, newest)
 
 
 def sha256_files(folder: Path) -> dict[str, str]:
     """Content checksums of the contract files, streamed."""
     return {name: sha256_file(folder / name) for name in contract.CAPTURE_FILES}
+
+
+def changed_files(folder: Path, stats: dict, sha256: dict[str, str]) -> list[str]:
+    """Contract files whose content differs from a record: stats first, sha256 only where they moved.
+
+    A `touch` or a backup tool moves an mtime without changing content: that is not a change.
+    """
+    now = file_stats(folder)
+    return [n for n in contract.CAPTURE_FILES
+            if now.get(n) != stats.get(n) and (n not in now or sha256_file(Path(folder) / n) != sha256.get(n))]
 
 
 def _check_name(folder: Path, out: list[Violation]) -> None:

@@ -1,5 +1,6 @@
 """The release bundle: V6 packages, V5 fallback packages and manifest.json, written once."""
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -10,6 +11,12 @@ from lume_v6_dagster.checksums import sha256_file
 
 def _sha256_tree(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def package_digest(path: Path) -> str:
+    """sha256 of a package folder (every file's relative path and content): what was judged, shipped, signed."""
+    lines = "".join(f"{rel}:{digest}\n" for rel, digest in _sha256_tree(Path(path)).items())
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def write_bundle(target: Path, v6_packages: list[Path], v5_packages: list[Path], manifest: dict) -> Path:

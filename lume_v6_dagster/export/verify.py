@@ -16,7 +16,6 @@ from lume_v6_dagster.export import mil_numpy
 from lume_v6_dagster.export.coreml import IOS17_SPEC_VERSION
 
 FLOAT32 = ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32
-FP16_TOLERANCE = 2e-2  # max |diff| relative to the output's scale
 
 
 @dataclass
@@ -25,7 +24,7 @@ class PackageReport:
     path: str
     size_bytes: int = 0
     problems: list[str] = field(default_factory=list)
-    parity: dict[str, float] = field(default_factory=dict)  # runtime -> max relative difference
+    parity: dict[str, float] = field(default_factory=dict)  # runtime -> max |diff| relative to the output's scale
 
     @property
     def ok(self) -> bool:
@@ -68,9 +67,12 @@ def _coreml_runtime(path: Path, feeds: dict, output: str) -> np.ndarray | None:
     return np.asarray(ct.models.MLModel(str(path)).predict(feeds)[output])
 
 
-def verify(path: Path, io, reference: Callable[..., np.ndarray], samples: list[dict[str, np.ndarray]],
-           tolerance: float = FP16_TOLERANCE) -> PackageReport:
-    """Contract + parity on `samples` (batch-1 feeds); every failure becomes a clear problem line."""
+def verify(path: Path, io, reference: Callable[..., np.ndarray], samples: list[dict[str, np.ndarray]]) -> PackageReport:
+    """Contract + parity on `samples` (batch-1 feeds); every failure becomes a clear problem line.
+
+    Parity is measured here and judged against `parity_tolerance` by gate 7, so the threshold
+    in force is the one that decides.
+    """
     path = Path(path)
     report = PackageReport(path.stem, str(path))
     try:
@@ -88,8 +90,4 @@ def verify(path: Path, io, reference: Callable[..., np.ndarray], samples: list[d
             report.parity["coreml"] = _relative(np.concatenate(runtime), ref)
     except Exception as e:  # a corrupt package fails the smoke test with the reason, never a crash
         report.problems.append(f"{path.name}: cannot be loaded or evaluated ({type(e).__name__}: {e})")
-        return report
-    for runtime, diff in report.parity.items():
-        if not np.isfinite(diff) or diff > tolerance:  # NaN from corrupt weights must fail too
-            report.problems.append(f"{path.name}: {runtime} output differs from the source model by {diff:.3g} (> {tolerance})")
     return report

@@ -25,7 +25,7 @@ class FlowConfig:
 
 def time_embedding(x: torch.Tensor, n: int) -> torch.Tensor:
     """(B,) -> (B, n) sinusoidal features."""
-    freqs = torch.exp(torch.arange(n // 2, dtype=x.dtype) * (-math.log(1000.0) / (n // 2)))
+    freqs = torch.exp(torch.arange(n // 2, dtype=x.dtype, device=x.device) * (-math.log(1000.0) / (n // 2)))
     angles = 1000.0 * x[:, None] * freqs[None]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
@@ -70,8 +70,8 @@ class FlowGenerator(nn.Module):
         """Normalised latent from noise in `steps` equal average-velocity steps (1 = one evaluation)."""
         z = noise
         for k in range(steps, 0, -1):
-            t = torch.full((len(z),), k / steps)
-            r = torch.full((len(z),), (k - 1) / steps)
+            t = torch.full((len(z),), k / steps, dtype=z.dtype, device=z.device)
+            r = torch.full((len(z),), (k - 1) / steps, dtype=z.dtype, device=z.device)
             z = z - (t - r)[:, None] * self.velocity(z, r, t, e)
         return z
 

@@ -46,6 +46,13 @@ class ArtifactStore(dg.ConfigurableResource):
         return json.loads(p.read_text()) if p.exists() else None
 
 
+DETERMINISM = {
+    "cpu": "bitwise: a seeded run gives identical weights (tested)",
+    "cuda": "deterministic kernels (CUBLAS_WORKSPACE_CONFIG=:4096:8): identical weights on the same GPU and driver",
+    "mps": "best effort: some MPS kernels are not deterministic, so weights may differ in the last bits",
+}
+
+
 class TrainingHost(dg.ConfigurableResource):
     """The machine that trains ("mac5" in production): device, threads, seed and profile."""
 
@@ -66,13 +73,22 @@ class TrainingHost(dg.ConfigurableResource):
             return "cuda"
         return "mps" if torch.backends.mps.is_available() else "cpu"
 
-    def setup(self) -> None:
-        """Fix threads and deterministic kernels before any training step."""
+    def setup(self) -> str:
+        """Threads and deterministic kernels valid for the device; returns the guarantee that holds.
+
+        CUDA refuses deterministic cuBLAS without a fixed workspace (set before its first
+        call), and some MPS ops have no deterministic kernel: there it warns, not raises.
+        """
         import torch
 
+        device = self.torch_device()
         if self.threads:
             torch.set_num_threads(self.threads)
-        torch.use_deterministic_algorithms(True)
+        if device == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=device == "mps")
+        return DETERMINISM[device]
 
 
 def default_resources() -> dict:
@@ -88,6 +104,7 @@ def default_resources() -> dict:
             name=env.get("LUME_TRAINING_HOST", "mac5"),
             device=env.get("LUME_TRAINING_DEVICE", "auto"),
             threads=int(env.get("LUME_TRAINING_THREADS", 1)),
+            seed=int(env.get("LUME_TRAINING_SEED", 0)),
             profile=env.get("LUME_TRAINING_PROFILE", "demo"),
         ),
     }

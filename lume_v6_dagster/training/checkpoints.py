@@ -28,4 +28,5 @@ def latest(ckpt_dir: Path) -> tuple[int, dict] | None:
     if not found:
         return None
     epoch = found[-1]
-    return epoch, torch.load(Path(ckpt_dir) / f"epoch_{epoch:04d}.pt", weights_only=False)
+    # weights_only: a checkpoint holds tensors and plain values; unpickling anything else could run code
+    return epoch, torch.load(Path(ckpt_dir) / f"epoch_{epoch:04d}.pt", map_location="cpu", weights_only=True)

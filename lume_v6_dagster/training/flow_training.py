@@ -84,34 +84,40 @@ def meanflow_loss(enc, flow, c, x, gen) -> torch.Tensor:
     return (err / (err.detach() + 1e-3)).mean()
 
 
-def train_step(enc, flow, opt, params, c, x, gen) -> float:
-    """One optimisation step on a batch (gradients clipped to norm 1); returns its loss."""
+def train_step(enc, flow, opt, params, c, x, gen) -> torch.Tensor:
+    """One optimisation step on a batch (gradients clipped to norm 1); returns its loss.
+
+    The loss stays on the device: reading it back every step would stall a GPU.
+    """
     loss = meanflow_loss(enc, flow, c, x, gen)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
-    return loss.detach().item()
+    return loss.detach()
 
 
 @torch.no_grad()
-def validation_loss(enc, flow, c, x, seed: int = 0) -> float:
-    """Flow-matching error ||u(z_t, t, t) - v||^2 with fixed noise and times: comparable across models."""
+def validation_loss(enc, flow, c, x, seed: int = 0) -> torch.Tensor:
+    """Flow-matching error ||u(z_t, t, t) - v||^2 with fixed noise and times: comparable across models.
+
+    Noise and times are drawn on the CPU (the same on every device), then moved to the data.
+    """
     gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn(x.shape, generator=gen)
-    t = torch.sigmoid(torch.randn(len(x), generator=gen) - 0.4)
+    noise = torch.randn(x.shape, generator=gen).to(x.device)
+    t = torch.sigmoid(torch.randn(len(x), generator=gen) - 0.4).to(x.device)
     z = (1 - t)[:, None] * x + t[:, None] * noise
     losses = [((flow.velocity(z[i:i + 4096], t[i:i + 4096], t[i:i + 4096], enc(c[i:i + 4096])) - (noise - x)[i:i + 4096]) ** 2).sum()
               for i in range(0, len(x), 4096)]
-    return float(sum(losses) / x.numel())
+    return sum(losses) / x.numel()
 
 
 @torch.no_grad()
 def frechet(enc, flow, c, x, steps: int, seed: int = 0) -> float:
     """Frechet distance (normalised latent space) between samples and real validation latents."""
     gen = torch.Generator().manual_seed(seed)
-    samples = flow.sample(enc(c), torch.randn(x.shape, generator=gen), steps=steps)
-    return frechet_distance(samples.numpy().astype(np.float64), x.numpy().astype(np.float64))
+    samples = flow.sample(enc(c), torch.randn(x.shape, generator=gen).to(x.device), steps=steps)
+    return frechet_distance(samples.cpu().numpy().astype(np.float64), x.cpu().numpy().astype(np.float64))
 
 
 def _tensors(arrays: dict, stats: Stats, in_dim: int):
@@ -135,7 +141,7 @@ def train_flow(
     params = list(enc.parameters()) + list(flow.parameters())
     opt = torch.optim.AdamW(params, lr=profile.flow_lr, weight_decay=0.0)
     c, x = _tensors(train, stats, in_dim)
-    vc, vx = _tensors(val, stats, in_dim)
+    vc, vx = (a.to(device) for a in _tensors(val, stats, in_dim))
     every = slice(None, None, -(-len(vx) // VAL_LOSS_FRAMES))
     history, start = [], 1
     if (found := checkpoints.latest(ckpt_dir)) is not None:
@@ -150,19 +156,18 @@ def train_flow(
         order = torch.randperm(len(x), generator=gen)
         steps = min(profile.flow_steps_per_epoch, max(1, len(x) // profile.flow_batch))
         enc.train(), flow.train()
-        total = 0.0
+        total = torch.zeros((), device=device)
         for s in range(steps):
             idx = order[(s * profile.flow_batch) % len(x):][: profile.flow_batch]
             batch = swap_bodies(c[idx], gen) if in_dim == contract.CONDITIONING_DIM else c[idx]
             total += train_step(enc, flow, opt, params, batch.to(device), x[idx].to(device), gen)
         enc.eval(), flow.eval()
-        row = {"epoch": epoch, "train_loss": total / steps, "val_loss": validation_loss(enc, flow, vc[every], vx[every])}
+        row = {"epoch": epoch, "train_loss": float(total) / steps, "val_loss": float(validation_loss(enc, flow, vc[every], vx[every]))}
         history.append(row)
         log(f"epoch {epoch}/{profile.flow_epochs}: train {row['train_loss']:.4f} val {row['val_loss']:.4f}")
         checkpoints.save(ckpt_dir, epoch, {"encoder": enc.state_dict(), "flow": flow.state_dict(), "opt": opt.state_dict(), "history": history})
-    enc.cpu(), flow.cpu()
     n = min(profile.eval_samples, len(vx))
-    pick = torch.from_numpy(np.random.default_rng(seed).choice(len(vx), n, replace=False))
+    pick = torch.from_numpy(np.random.default_rng(seed).choice(len(vx), n, replace=False)).to(device)
     metrics = {
         "val_loss": history[-1]["val_loss"],
         "fd_1step": frechet(enc, flow, vc[pick], vx[pick], steps=1),
@@ -170,4 +175,4 @@ def train_flow(
         "encoder_params": enc.num_params(),
         "flow_params": flow.num_params(),
     }
-    return FlowResult(enc, flow, history, metrics)
+    return FlowResult(enc.cpu(), flow.cpu(), history, metrics)

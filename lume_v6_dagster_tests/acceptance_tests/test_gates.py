@@ -1,5 +1,6 @@
 """Every automatic gate can fail: each test builds the situation that must fail it."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -151,3 +152,36 @@ def test_thresholds_file_overrides_and_rejects_unknown_keys(tmp_path):
     path.write_text(json.dumps({"min_trakcs": 10}))
     with pytest.raises(ValueError, match="min_trakcs"):
         Thresholds.load(path)
+
+
+# For every threshold: measurements that pass at the defaults, and a moved threshold that must fail them.
+DISTANCES = np.full((5, 5), 2.0)
+OK_PACKAGE = {"name": "SANV6", "problems": [], "parity": {"mil_numpy": 1e-3}}
+FLIPS = {
+    "min_tracks": (31, lambda th: g.coverage(30, FULL, th)),
+    "min_cell_minutes": (3.5, lambda th: g.coverage(30, FULL, th)),
+    "flow_val_loss_max": (0.3, lambda th: g.encoder_flow(0.4, 0.6, th)),
+    "san_val_loss_max": (0.1, lambda th: g.san(0.2, 132_640, th)),
+    "san_params": (150_000, lambda th: g.san(0.2, 132_640, th)),
+    "san_params_tolerance": (0.01, lambda th: g.san(0.2, 132_640, th)),
+    "mode_accuracy_min": (0.97, lambda th: g.conditioning(0.96, DISTANCES, th)),
+    "mode_distance_min": (2.5, lambda th: g.conditioning(0.96, DISTANCES, th)),
+    "sensitivity_ratio_min": (1.1, lambda th: g.full_dynamics(1.12, 1.07, th)),
+    "parity_tolerance": (5e-4, lambda th: g.export_parity([OK_PACKAGE], th)),
+    "bundle_mb_max": (4.0, lambda th: g.budget(4.7, 0.3, th)),
+    "latency_ms_max": (0.25, lambda th: g.budget(4.7, 0.3, th)),
+}
+
+
+def test_every_threshold_has_a_flip_test():
+    assert set(FLIPS) == {f.name for f in dataclasses.fields(Thresholds)}
+
+
+@pytest.mark.parametrize("name", sorted(FLIPS))
+def test_moving_a_threshold_in_thresholds_json_flips_its_gate(name, tmp_path):
+    value, gate = FLIPS[name]
+    default = gate(Thresholds())
+    assert default.verdict == g.PASS
+    (tmp_path / "thresholds.json").write_text(json.dumps({name: value}))
+    moved = gate(Thresholds.load(tmp_path / "thresholds.json"))
+    assert moved.verdict == g.FAIL and moved.threshold != default.threshold  # the threshold shown is the one deciding

@@ -1,11 +1,15 @@
 """Core ML packages: contract, NumPy-MIL parity with PyTorch, the SAN twin, corruption caught."""
 
+from dataclasses import asdict
+
 import mlx.core as mx
 import numpy as np
 import pytest
 import torch
 
 from lume_v6_dagster import contract
+from lume_v6_dagster.acceptance.gates import FAIL, export_parity
+from lume_v6_dagster.acceptance.thresholds import Thresholds
 from lume_v6_dagster.dataset import Stats
 from lume_v6_dagster.export.bundle import write_bundle
 from lume_v6_dagster.export.coreml import export
@@ -85,7 +89,8 @@ def test_tampered_weights_fail_parity(exported, tmp_path):
         data[i] ^= 0x5A
     weights.write_bytes(bytes(data))
     report = verify(copy, contract.PACKAGES["SANV6"], reference(mods["SANV6"], "SANV6"), feeds("SANV6"))
-    assert not report.ok and "differs from the source model" in report.problems[0]
+    gate = export_parity([asdict(report)], Thresholds())
+    assert gate.verdict == FAIL and "differs from the source model" in gate.measured
 
 
 def test_corrupt_model_file_is_reported_not_raised(exported, tmp_path):

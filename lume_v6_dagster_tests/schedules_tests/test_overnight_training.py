@@ -1,8 +1,9 @@
-"""The overnight schedule skips (with the reason) unless a new validated track landed."""
+"""The overnight schedule: trains on new data, retries an unfinished training a bounded number of times."""
 
 import dagster as dg
+from dagster._core.storage.dagster_run import DagsterRun
 
-from lume_v6_dagster.schedules import overnight_training
+from lume_v6_dagster.schedules import MAX_ATTEMPTS, TRAINED, overnight_training
 
 
 def evaluate(instance):
@@ -13,25 +14,53 @@ def materialize_event(instance, key, partition=None):
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=partition))
 
 
+def train_run(instance, status):
+    instance.add_run(DagsterRun(job_name="train", status=status))
+
+
 def test_skips_without_data_then_runs_with_new_track_then_skips_after_training():
     with dg.instance_for_test() as instance:
-        _scenario(instance)
+        instance.add_dynamic_partitions("tracks", ["s01-sky-garden", "s02-turquoise-alcove"])
+        first = evaluate(instance)
+        assert isinstance(first, dg.SkipReason) and "no validated track" in first.skip_message
+
+        materialize_event(instance, "track_pairs", "s01-sky-garden")
+        assert evaluate(instance).tags["lume/trigger"] == "new validated tracks"
+
+        for key in ("dataset_split", *TRAINED):
+            materialize_event(instance, key)
+        skipped = evaluate(instance)
+        assert isinstance(skipped, dg.SkipReason) and "since the last training" in skipped.skip_message
+
+        materialize_event(instance, "track_pairs", "s02-turquoise-alcove")
+        assert isinstance(evaluate(instance), dg.RunRequest)
 
 
-def _scenario(instance):
-    instance.add_dynamic_partitions("tracks", ["s01-sky-garden", "s02-turquoise-alcove"])
-    first = evaluate(instance)
-    assert isinstance(first, dg.SkipReason) and "no validated track" in first.skip_message
+def test_a_failed_training_is_retried_at_most_max_attempts_times():
+    """A step failed after dataset_split: later nights retry instead of skipping forever."""
+    with dg.instance_for_test() as instance:
+        materialize_event(instance, "track_pairs", "s01-sky-garden")
+        materialize_event(instance, "dataset_split")
+        materialize_event(instance, "san_v6")  # encoder_flow_v6 failed, so nothing was released
+        train_run(instance, dg.DagsterRunStatus.FAILURE)
+        retry = evaluate(instance)
+        assert isinstance(retry, dg.RunRequest), retry
+        assert "training incomplete: encoder_flow_v6, v5_baseline, release_bundle" in retry.tags["lume/trigger"]
+        assert retry.tags["lume/attempt"] == f"2 of {MAX_ATTEMPTS}"
 
-    materialize_event(instance, "track_pairs", "s01-sky-garden")
-    assert isinstance(evaluate(instance), dg.RunRequest)
+        train_run(instance, dg.DagsterRunStatus.STARTED)
+        busy = evaluate(instance)
+        assert isinstance(busy, dg.SkipReason) and "is still STARTED" in busy.skip_message
 
-    materialize_event(instance, "dataset_split")
-    skipped = evaluate(instance)
-    assert isinstance(skipped, dg.SkipReason) and "since the last training" in skipped.skip_message
+        for _ in range(MAX_ATTEMPTS):
+            train_run(instance, dg.DagsterRunStatus.FAILURE)
+        instance.delete_run(instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))[0].run_id)
+        given_up = evaluate(instance)
+        assert isinstance(given_up, dg.SkipReason)
+        assert f"failed {MAX_ATTEMPTS + 1} times on this data" in given_up.skip_message and "encoder_flow_v6" in given_up.skip_message
 
-    materialize_event(instance, "track_pairs", "s02-turquoise-alcove")
-    assert isinstance(evaluate(instance), dg.RunRequest)
+        materialize_event(instance, "track_pairs", "s02-turquoise-alcove")  # new data: attempts count again
+        assert evaluate(instance).tags["lume/attempt"] == f"1 of {MAX_ATTEMPTS}"
 
 
 def test_runs_at_one_in_the_configured_timezone():
