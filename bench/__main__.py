@@ -2,6 +2,7 @@
 
   python -m bench                  # every benchmark but full_scale, at the sizes the issue asks
   python -m bench full_scale       # 30 x 15 min through the whole chain (~40 min on 2 cores)
+  python -m bench one_step         # the one-step ablation behind docs/one_step.md (~2 h)
   python -m bench --quick          # tiny sizes: checks that every benchmark runs (the test suite)
 """
 
@@ -18,8 +19,10 @@ QUICK = {
     "sensor": ["--counts", "5,10"],
     "increment": ["--tracks", "2", "--minutes", "0.2"],
     "full_scale": ["--tracks", "12", "--minutes", "0.5", "--profile", "tiny"],
+    "one_step": ["--tracks", "10", "--minutes", "0.5", "--profile", "tiny", "--variants", "today;ema+warmup+distill8", "--seeds", "0", "--v5"],
 }
-DEFAULT = [name for name in QUICK if name != "full_scale"]
+LONG = ("full_scale", "one_step")  # run by name only: ~35 min and ~2 h here
+DEFAULT = [name for name in QUICK if name not in LONG]
 
 
 @click.command()

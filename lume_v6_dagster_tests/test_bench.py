@@ -22,6 +22,7 @@ RATIOS = {
     "sensor": ["one_new_growth_first_to_last"],
     "increment": ["ratio_increment_to_full"],
     "full_scale": ["total_minutes"],
+    "one_step": ["fd_samples"],
 }
 
 
@@ -46,6 +47,13 @@ def test_bench_sizes_and_peers_are_reported():
     pairs = run_bench("pairs")  # cached: the run above
     assert set(pairs["peak_rss_mb_by_tracks"]) == {"1", "2"}
     assert pairs["floor_frames_per_s"] > 0 and pairs["goal_ratio"] == 0.5
+
+
+def test_one_step_ablation_reports_every_variant_with_v5():
+    table = {row["variant"]: row for row in run_bench("one_step")["table"]}
+    assert set(table) == {"today", "ema+warmup+distill8"}
+    for row in table.values():
+        assert row["fd_1step"][0] > 0 and row["fd_ratio"][0] > 0 and row["v5_val_loss"] > 0
 
 
 def test_unknown_bench_is_refused():

@@ -53,11 +53,13 @@ def split_integrity(train: list[str], val: list[str], track_modes: dict[str, int
                 _verdict(not problems))
 
 
-def encoder_flow(v6_loss: float, v5_loss: float, th: Thresholds) -> Gate:
+def encoder_flow(v6_loss: float, v5_loss: float, fd_1step: float, fd_16step: float, th: Thresholds) -> Gate:
+    """Cross-track loss, V6 against the V5 recipe, and the shipped one-step path against its own 16-step sampler."""
+    ratio = fd_1step / fd_16step
     return Gate(3, "training", "encoder + flow cross-track validation",
-                f"V6 {v6_loss:.4f} vs V5 {v5_loss:.4f}",
-                f"V6 <= {th.flow_val_loss_max} and V6 < V5",
-                _verdict(v6_loss <= th.flow_val_loss_max and v6_loss < v5_loss))
+                f"V6 {v6_loss:.4f} vs V5 {v5_loss:.4f}; FD 1-step {fd_1step:.2f} = {ratio:.2f} x 16-step {fd_16step:.2f}",
+                f"V6 <= {th.flow_val_loss_max} and V6 < V5; FD 1-step <= {th.one_step_fd_ratio_max} x 16-step",
+                _verdict(v6_loss <= th.flow_val_loss_max and v6_loss < v5_loss and ratio <= th.one_step_fd_ratio_max))
 
 
 def san(val_loss: float, params: int, th: Thresholds) -> Gate:

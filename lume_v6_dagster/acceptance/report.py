@@ -9,10 +9,15 @@ from lume_v6_dagster.acceptance.gates import Gate, decision, table
 from lume_v6_dagster.atomic_files import atomic_path
 
 
-def markdown(gates: list[Gate], plots: dict[str, Path], provenance: dict, metrics: dict, excluded: dict[str, str]) -> str:
+def markdown(gates: list[Gate], plots: dict[str, Path], provenance: dict, metrics: dict, excluded: dict[str, str],
+             sections: dict[str, str]) -> str:
+    """The report; `sections` (title -> Markdown) follow the gate table."""
     status, use_v6 = decision(gates)
     lines = ["# LUME Music V6: acceptance report", "", f"**Status: {status}** (`useV6Models`: {str(use_v6).lower()})", "",
-             "## Gates", "", table(gates), "", "## Excluded tracks", ""]
+             "## Gates", "", table(gates), ""]
+    for title, body in sections.items():
+        lines += [f"## {title}", "", body, ""]
+    lines += ["## Excluded tracks", ""]
     lines += [f"- `{track}`: {reason}" for track, reason in sorted(excluded.items())] or ["None: every track with a capture was trained or validated on."]
     lines += ["", "## Plots", ""]
     lines += [f"### {title}\n\n![{title}]({Path(p).name})\n" for title, p in plots.items()]
@@ -66,9 +71,9 @@ STYLE = "body{font-family:-apple-system,Helvetica,sans-serif;max-width:1100px;ma
 
 
 def write(out_dir: Path, gates: list[Gate], plots: dict[str, Path], provenance: dict, metrics: dict,
-          excluded: dict[str, str]) -> tuple[Path, Path]:
+          excluded: dict[str, str], sections: dict[str, str]) -> tuple[Path, Path]:
     """Write report.md (plots beside it) and report.html (self-contained)."""
-    md = markdown(gates, plots, provenance, metrics, excluded)
+    md = markdown(gates, plots, provenance, metrics, excluded, sections)
     with atomic_path(out_dir / "report.md") as tmp:
         tmp.write_text(md)
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>LUME V6 acceptance</title><style>{STYLE}</style></head><body>{_inline(md, plots)}</body></html>"

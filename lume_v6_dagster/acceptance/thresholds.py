@@ -10,6 +10,7 @@ class Thresholds:
     min_tracks: int = 30
     min_cell_minutes: float = 1.0
     flow_val_loss_max: float = 1.0  # flow-matching error, normalised latent units (no skill ~ 2)
+    one_step_fd_ratio_max: float = 1.10  # the shipped 1-step sample's FD at most this times the 16-step sampler's
     san_val_loss_max: float = 0.6  # MSE, normalised controls (predicting the mean = 1)
     san_params: int = 135_000
     san_params_tolerance: float = 0.10

@@ -8,28 +8,55 @@ conditional mean; the 1-step vs 16-step Frechet distances measure that this does
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lume_v6_dagster import contract
 from lume_v6_dagster.dataset import Stats
 from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
 from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator
 from lume_v6_dagster.training import checkpoints
-from lume_v6_dagster.training.metrics import frechet_distance
+from lume_v6_dagster.training.metrics import bootstrap_interval, frechet_distance
 from lume_v6_dagster.training.profiles import Profile
 
-EQUAL_TR_FRACTION = 0.75  # share of (r, t) pairs with r = t: the flow-matching special case
-# Body style reveals the mode, so a model can learn "mode" from the body and ignore the
-# one-hot. Giving this share of each batch another row's body forces the one-hot to carry it.
-BODY_SWAP_FRACTION = 0.3
-# The per-epoch validation loss reads an even stride of at most this many validation frames:
-# a pass over all 270 K pairs of the full set would cost ~12 s per epoch (bench/full_scale.py).
+# The validation loss reads an even stride of at most this many validation frames: a pass over
+# all 270 K pairs of the full set would cost ~12 s (bench/full_scale.py). The per-epoch curve
+# reads a sparser stride: on the demo it was a fifth of the training time at the full stride.
 VAL_LOSS_FRAMES = 65_536
+EPOCH_VAL_FRAMES = 16_384
+DISTILL_SHARE = 0.125  # rows of each batch that the distillation term (Recipe.distill_weight) samples in many steps
+FD_BOOTSTRAP = 200  # resamples of the evaluation set for each Frechet distance's 90% interval
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the one-step generator is trained. The defaults won the ablation in docs/one_step.md:
+    an EMA of the weights, flow matching first, then MeanFlow with a light pull of the one-step
+    sample onto the network's own 8-step sample."""
+
+    interval_fraction: float = 0.25  # share of (r, t) pairs with r != t; the rest is flow matching (r = t)
+    jump_fraction: float = 0.0  # share of pairs set to the whole jump (r, t) = (0, 1) that the phone takes
+    time_mean: float = -0.4  # logit-normal time sampler: t = sigmoid(N(mean, std))
+    time_std: float = 1.0
+    r_time_mean: float | None = None  # a lower mean for the interval's start pushes r towards 0 (None: same as t)
+    weight_power: float = 1.0  # adaptive loss weight 1 / (err + 1e-3)^p
+    ema_decay: float = 0.99  # exponential moving average of the weights, evaluated and exported (0 = off)
+    warmup_fraction: float = 0.25  # share of the epochs trained with flow matching only, before MeanFlow
+    guidance: float = 1.0  # classifier-free guidance scale folded into the target (1 = none)
+    cond_dropout: float = 0.0  # share of rows trained with the null condition (guidance needs it)
+    distill_weight: float = 0.1  # weight of a term that pulls the one-step sample onto the multi-step one (0 = off)
+    distill_steps: int = 8
+    # Body style reveals the mode, so a model can learn "mode" from the body and ignore the
+    # one-hot. Giving this share of each batch another row's body forces the one-hot to carry it.
+    body_swap: float = 0.3
+
+
+RECIPE_NAME = "ema+warmup+distill8"  # the ablation variant the defaults above are (docs/one_step.md)
 
 
 @dataclass
@@ -54,42 +81,73 @@ def build_models(in_dim: int, stats: Stats, seed: int) -> tuple[ConditioningEnco
     return enc, flow
 
 
-def _times(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(r, t) with r <= t from a logit-normal; most pairs have r = t."""
-    a, b = torch.sigmoid(torch.randn(2, n, generator=gen) - 0.4)
+def sample_times(n: int, gen: torch.Generator, recipe: Recipe, meanflow: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, t), r <= t: logit-normal pairs, a share with r = t, a share pinned to (0, 1).
+
+    The same random draws happen whatever the recipe, so a resumed run replays them exactly.
+    """
+    means = torch.tensor([[recipe.time_mean], [recipe.time_mean if recipe.r_time_mean is None else recipe.r_time_mean]])
+    a, b = torch.sigmoid(torch.randn(2, n, generator=gen) * recipe.time_std + means)
+    interval, jump = torch.rand(2, n, generator=gen)
     t, r = torch.maximum(a, b), torch.minimum(a, b)
-    equal = torch.rand(n, generator=gen) < EQUAL_TR_FRACTION
-    return torch.where(equal, t, r), t
+    r = torch.where(meanflow & (interval < recipe.interval_fraction), r, t)
+    jump = meanflow & (jump < recipe.jump_fraction)
+    return torch.where(jump, 0.0, r), torch.where(jump, 1.0, t)
 
 
-def swap_bodies(c: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Replace the dynamics of a random share of rows with another row's (mode, emotion kept)."""
-    rows = torch.rand(len(c), generator=gen) < BODY_SWAP_FRACTION
+def swap_bodies(c: torch.Tensor, gen: torch.Generator, share: float = Recipe.body_swap) -> torch.Tensor:
+    """Replace the dynamics of a random `share` of rows with another row's (mode, emotion kept)."""
+    rows = torch.rand(len(c), generator=gen) < share
     donors = torch.randperm(len(c), generator=gen)
     out = c.clone()
     out[rows, contract.DYNAMICS_SLICE] = c[donors[rows], contract.DYNAMICS_SLICE]
     return out
 
 
-def meanflow_loss(enc, flow, c, x, gen) -> torch.Tensor:
-    """Adaptively weighted MeanFlow loss on a batch; x is the normalised target latent."""
-    e = enc(c)
-    noise = torch.randn(x.shape, generator=gen).to(x.device)
-    r, t = (a.to(x.device) for a in _times(len(x), gen))
+def meanflow_loss(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True) -> torch.Tensor:
+    """Adaptively weighted MeanFlow loss on a batch; x is the normalised target latent.
+
+    Random draws come from a CPU generator and move to the data's device. The target takes
+    a stop-gradient; with guidance, the sample velocity v is mixed with the model's own
+    unconditional velocity (MeanFlow, section 4.2), so one step samples the guided field.
+    """
+    n, device = len(x), x.device
+    noise = torch.randn(x.shape, generator=gen).to(device)
+    r, t = (a.to(device) for a in sample_times(n, gen, recipe, meanflow))
+    dropped = (torch.rand(n, generator=gen) < recipe.cond_dropout).to(device)
+    e = torch.where(dropped[:, None], 0.0, enc(c))  # the null condition is a zero embedding
     z = (1 - t)[:, None] * x + t[:, None] * noise
     v = noise - x
+    if recipe.guidance != 1.0:
+        with torch.no_grad():
+            unconditional = flow.velocity(z, t, t, torch.zeros_like(e))
+        v = torch.where(dropped[:, None], v, recipe.guidance * v + (1 - recipe.guidance) * unconditional)
     u, dudt = torch.func.jvp(lambda z, r, t: flow.velocity(z, r, t, e), (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
     target = (v - (t - r)[:, None] * dudt).detach()
     err = ((u - target) ** 2).mean(1)
-    return (err / (err.detach() + 1e-3)).mean()
+    loss = (err / (err.detach() + 1e-3) ** recipe.weight_power).mean()
+    if meanflow and recipe.distill_weight:  # plain MSE: adaptive weights would blow up its near-zero early errors
+        loss = loss + recipe.distill_weight * _distillation_error(flow, e.detach(), noise, recipe.distill_steps).mean()
+    return loss
 
 
-def train_step(enc, flow, opt, params, c, x, gen) -> torch.Tensor:
+def _distillation_error(flow, e, noise, steps: int) -> torch.Tensor:
+    """Squared error of the one-step sample against the same network's multi-step sample (no gradient),
+    on the first DISTILL_SHARE of the batch; the embedding is held fixed so the encoder is not pulled."""
+    k = max(1, int(len(noise) * DISTILL_SHARE))
+    e, noise = e[:k], noise[:k]
+    with torch.no_grad():
+        teacher = flow.sample(e, noise, steps=steps)
+    zeros, ones = torch.zeros(k, device=noise.device), torch.ones(k, device=noise.device)
+    return ((noise - flow.velocity(noise, zeros, ones, e) - teacher) ** 2).mean(1)
+
+
+def train_step(enc, flow, opt, params, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True) -> torch.Tensor:
     """One optimisation step on a batch (gradients clipped to norm 1); returns its loss.
 
     The loss stays on the device: reading it back every step would stall a GPU.
     """
-    loss = meanflow_loss(enc, flow, c, x, gen)
+    loss = meanflow_loss(enc, flow, c, x, gen, recipe, meanflow)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -113,11 +171,24 @@ def validation_loss(enc, flow, c, x, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def frechet(enc, flow, c, x, steps: int, seed: int = 0) -> float:
-    """Frechet distance (normalised latent space) between samples and real validation latents."""
-    gen = torch.Generator().manual_seed(seed)
-    samples = flow.sample(enc(c), torch.randn(x.shape, generator=gen).to(x.device), steps=steps)
-    return frechet_distance(samples.cpu().numpy().astype(np.float64), x.cpu().numpy().astype(np.float64))
+def sample_quality(enc, flow, c, x, modes: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Frechet distance of 1-step and 16-step samples to the real latents (normalised units).
+
+    On a fixed evaluation set with fixed noise: each FD with its 90% bootstrap interval, the
+    1-step / 16-step ratio, and the FD per mode so that one collapsing mode shows.
+    """
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.device)
+    e, real = enc(c), x.cpu().numpy().astype(np.float64)
+    out = {"fd_samples": len(x)}
+    for steps in (1, 16):
+        fake = flow.sample(e, noise, steps=steps).cpu().numpy().astype(np.float64)
+        key = f"fd_{steps}step"
+        out[key] = frechet_distance(fake, real)
+        out[f"{key}_lo"], out[f"{key}_hi"] = bootstrap_interval(fake, real, FD_BOOTSTRAP, seed)
+        out.update({f"{key}_{name}": frechet_distance(fake[modes == m], real[modes == m])
+                    for m, name in enumerate(contract.MODES) if (modes == m).sum() > contract.LATENT_DIM})
+    out["fd_ratio"] = out["fd_1step"] / out["fd_16step"]
+    return out
 
 
 def _tensors(arrays: dict, stats: Stats, in_dim: int):
@@ -127,52 +198,66 @@ def _tensors(arrays: dict, stats: Stats, in_dim: int):
     return c, x
 
 
+def _resume(ckpt_dir: Path, model, ema, opt, recipe: Recipe) -> tuple[int, list]:
+    """(last epoch, history) from the newest checkpoint; refuses one written by another recipe."""
+    if (found := checkpoints.latest(ckpt_dir)) is None:
+        return 0, []
+    epoch, state = found
+    if state.get("recipe") != asdict(recipe):
+        raise ValueError(f"{ckpt_dir}: checkpoints were written by another training recipe ({state.get('recipe')}); "
+                         "move them away to retrain from scratch")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
+    return epoch, state["history"]
+
+
 def train_flow(
     train: dict, val: dict, stats: Stats, profile: Profile, seed: int, ckpt_dir: Path,
-    in_dim: int, log: Callable[[str], None] = print, device: str = "cpu",
+    in_dim: int, log: Callable[[str], None] = print, device: str = "cpu", recipe: Recipe = Recipe(),
 ) -> FlowResult:
     """Train (or resume) encoder + flow; deterministic for a seed on CPU.
 
     Randomness is drawn on the CPU from a per-epoch generator, so a resumed run replays
-    exactly the batches and noise an uninterrupted one would have seen.
+    exactly the batches and noise an uninterrupted one would have seen. With an EMA, the
+    averaged weights are the ones validated, measured and returned for export.
     """
     enc, flow = build_models(in_dim, stats, seed)
-    enc.to(device), flow.to(device)
-    params = list(enc.parameters()) + list(flow.parameters())
+    model = torch.nn.ModuleDict({"encoder": enc, "flow": flow}).to(device)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True) if recipe.ema_decay else None
+    params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=profile.flow_lr, weight_decay=0.0)
     c, x = _tensors(train, stats, in_dim)
     vc, vx = (a.to(device) for a in _tensors(val, stats, in_dim))
-    every = slice(None, None, -(-len(vx) // VAL_LOSS_FRAMES))
-    history, start = [], 1
-    if (found := checkpoints.latest(ckpt_dir)) is not None:
-        start, state = found[0] + 1, found[1]
-        enc.load_state_dict(state["encoder"])
-        flow.load_state_dict(state["flow"])
-        opt.load_state_dict(state["opt"])
-        history = state["history"]
-        log(f"resumed from epoch {found[0]}")
-    for epoch in range(start, profile.flow_epochs + 1):
+    final, curve = (slice(None, None, -(-len(vx) // n)) for n in (VAL_LOSS_FRAMES, EPOCH_VAL_FRAMES))
+    done, history = _resume(ckpt_dir, model, ema, opt, recipe)
+    if done:
+        log(f"resumed from epoch {done}")
+    shipped = ema.module if ema is not None else model
+    warmup = int(recipe.warmup_fraction * profile.flow_epochs)
+    for epoch in range(done + 1, profile.flow_epochs + 1):
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = torch.randperm(len(x), generator=gen)
         steps = min(profile.flow_steps_per_epoch, max(1, len(x) // profile.flow_batch))
-        enc.train(), flow.train()
+        model.train()
         total = torch.zeros((), device=device)
         for s in range(steps):
             idx = order[(s * profile.flow_batch) % len(x):][: profile.flow_batch]
-            batch = swap_bodies(c[idx], gen) if in_dim == contract.CONDITIONING_DIM else c[idx]
-            total += train_step(enc, flow, opt, params, batch.to(device), x[idx].to(device), gen)
-        enc.eval(), flow.eval()
-        row = {"epoch": epoch, "train_loss": float(total) / steps, "val_loss": float(validation_loss(enc, flow, vc[every], vx[every]))}
+            batch = swap_bodies(c[idx], gen, recipe.body_swap) if in_dim == contract.CONDITIONING_DIM else c[idx]
+            total += train_step(enc, flow, opt, params, batch.to(device), x[idx].to(device), gen, recipe, epoch > warmup)
+            if ema is not None:
+                ema.update_parameters(model)
+        model.eval()
+        row = {"epoch": epoch, "train_loss": float(total) / steps,
+               "val_loss": float(validation_loss(shipped["encoder"], shipped["flow"], vc[curve], vx[curve]))}
         history.append(row)
         log(f"epoch {epoch}/{profile.flow_epochs}: train {row['train_loss']:.4f} val {row['val_loss']:.4f}")
-        checkpoints.save(ckpt_dir, epoch, {"encoder": enc.state_dict(), "flow": flow.state_dict(), "opt": opt.state_dict(), "history": history})
-    n = min(profile.eval_samples, len(vx))
-    pick = torch.from_numpy(np.random.default_rng(seed).choice(len(vx), n, replace=False)).to(device)
-    metrics = {
-        "val_loss": history[-1]["val_loss"],
-        "fd_1step": frechet(enc, flow, vc[pick], vx[pick], steps=1),
-        "fd_16step": frechet(enc, flow, vc[pick], vx[pick], steps=16),
-        "encoder_params": enc.num_params(),
-        "flow_params": flow.num_params(),
-    }
+        checkpoints.save(ckpt_dir, epoch, {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
+                                           "opt": opt.state_dict(), "history": history, "recipe": asdict(recipe)})
+    enc, flow = shipped["encoder"].eval(), shipped["flow"].eval()
+    fixed = torch.arange(0, len(vx), max(1, len(vx) // profile.eval_samples), device=device)[: profile.eval_samples]
+    modes = val["conditioning"][fixed.cpu().numpy(), contract.MODE_SLICE].argmax(1)
+    metrics = {"val_loss": float(validation_loss(enc, flow, vc[final], vx[final])), **sample_quality(enc, flow, vc[fixed], vx[fixed], modes),
+               "encoder_params": enc.num_params(), "flow_params": flow.num_params()}
     return FlowResult(enc.cpu(), flow.cpu(), history, metrics)

@@ -12,3 +12,14 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     if np.iscomplexobj(covmean):
         covmean = covmean.real
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+
+
+def bootstrap_interval(fake: np.ndarray, real: np.ndarray, n: int, seed: int = 0, level: float = 0.9) -> tuple[float, float]:
+    """Percentile interval of the Frechet distance over `n` resamples of the paired rows.
+
+    Row i of `fake` was generated from the conditioning of real row i, so pairs are resampled together.
+    """
+    rng = np.random.default_rng(seed)
+    draws = [frechet_distance(fake[rows], real[rows]) for rows in (rng.integers(0, len(real), len(real)) for _ in range(n))]
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

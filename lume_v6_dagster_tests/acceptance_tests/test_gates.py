@@ -34,10 +34,12 @@ def test_gate2_split_integrity_fails_on_leak_missing_mode_or_val_statistics():
     assert g.split_integrity(train, val, modes, False).verdict == g.FAIL
 
 
-def test_gate3_fails_when_v6_is_not_better_than_v5_or_too_high():
-    assert g.encoder_flow(0.4, 0.6, TH).verdict == g.PASS
-    assert g.encoder_flow(0.6, 0.4, TH).verdict == g.FAIL
-    assert g.encoder_flow(1.5, 2.0, TH).verdict == g.FAIL
+def test_gate3_fails_when_v6_is_not_better_than_v5_or_too_high_or_one_step_lags():
+    assert g.encoder_flow(0.4, 0.6, 2.1, 2.0, TH).verdict == g.PASS
+    assert g.encoder_flow(0.6, 0.4, 2.1, 2.0, TH).verdict == g.FAIL
+    assert g.encoder_flow(1.5, 2.0, 2.1, 2.0, TH).verdict == g.FAIL
+    lagging = g.encoder_flow(0.4, 0.6, 6.32, 2.22, TH)  # the shipped one-step path far behind its own sampler
+    assert lagging.verdict == g.FAIL and "2.85 x 16-step" in lagging.measured
 
 
 def test_gate4_fails_on_loss_or_parameter_count():
@@ -160,7 +162,8 @@ OK_PACKAGE = {"name": "SANV6", "problems": [], "parity": {"mil_numpy": 1e-3}}
 FLIPS = {
     "min_tracks": (31, lambda th: g.coverage(30, FULL, th)),
     "min_cell_minutes": (3.5, lambda th: g.coverage(30, FULL, th)),
-    "flow_val_loss_max": (0.3, lambda th: g.encoder_flow(0.4, 0.6, th)),
+    "flow_val_loss_max": (0.3, lambda th: g.encoder_flow(0.4, 0.6, 2.1, 2.0, th)),
+    "one_step_fd_ratio_max": (1.02, lambda th: g.encoder_flow(0.4, 0.6, 2.1, 2.0, th)),
     "san_val_loss_max": (0.1, lambda th: g.san(0.2, 132_640, th)),
     "san_params": (150_000, lambda th: g.san(0.2, 132_640, th)),
     "san_params_tolerance": (0.01, lambda th: g.san(0.2, 132_640, th)),

@@ -79,10 +79,64 @@ def test_sigkill_mid_training_then_resume_gives_identical_weights(pairs_paths, r
 
 
 def test_body_swap_moves_dynamics_only():
-    from lume_v6_dagster.training.flow_training import BODY_SWAP_FRACTION, swap_bodies
+    from lume_v6_dagster.training.flow_training import Recipe, swap_bodies
 
     c = torch.randn(2000, contract.CONDITIONING_DIM)
     out = swap_bodies(c, torch.Generator().manual_seed(0))
     assert torch.equal(out[:, 128:], c[:, 128:])  # mode and emotion stay with their target
     changed = (out[:, :128] != c[:, :128]).any(1).float().mean().item()
-    assert abs(changed - BODY_SWAP_FRACTION) < 0.05
+    assert abs(changed - Recipe().body_swap) < 0.05
+
+
+class Oracle(torch.nn.Module):
+    """The exact average velocity when all data sit at x0: u(z, r, t) = (z - x0) / t, for every r."""
+
+    def __init__(self, x0):
+        super().__init__()
+        self.x0 = x0
+
+    def velocity(self, z, r, t, e):
+        return (z - self.x0) / t[:, None]
+
+
+def test_meanflow_target_is_exact_for_the_true_average_velocity():
+    """With the JVP tangent (v, 0, 1) over (z, r, t), the exact model has zero loss; a wrong tangent would not."""
+    from lume_v6_dagster.training.flow_training import Recipe, meanflow_loss
+
+    x0 = torch.randn(1, contract.LATENT_DIM)
+    x = x0.expand(256, -1)
+    c = torch.zeros(256, contract.CONDITIONING_DIM)
+    recipe = Recipe(interval_fraction=1.0, jump_fraction=0.2, distill_weight=0.0)
+    loss = meanflow_loss(lambda c: c, Oracle(x0), c, x, torch.Generator().manual_seed(0), recipe)
+    assert loss.item() < 1e-6
+
+
+def test_time_sampler_shares_and_order():
+    from lume_v6_dagster.training.flow_training import Recipe, sample_times
+
+    recipe = Recipe(interval_fraction=0.5, jump_fraction=0.2)
+    r, t = sample_times(20_000, torch.Generator().manual_seed(0), recipe)
+    assert bool((r <= t).all()) and bool(((r >= 0) & (t <= 1)).all())
+    jump = (r == 0) & (t == 1)
+    assert abs(jump.float().mean().item() - 0.2) < 0.02
+    assert abs((r[~jump] != t[~jump]).float().mean().item() - 0.5) < 0.02
+    r, t = sample_times(1000, torch.Generator().manual_seed(0), recipe, meanflow=False)  # warm-up: flow matching only
+    assert torch.equal(r, t)
+
+
+def test_checkpoints_of_another_recipe_are_refused_not_mixed(pairs_paths, reference, tmp_path):
+    from lume_v6_dagster.training.flow_training import Recipe
+
+    cut = dataclasses.replace(PROFILE, flow_epochs=1)
+    train, val, stats = data(pairs_paths)
+    train_flow(train, val, stats, cut, 0, tmp_path, contract.CONDITIONING_DIM, log=lambda _: None)
+    with pytest.raises(ValueError, match="another training recipe"):
+        train_flow(train, val, stats, PROFILE, 0, tmp_path, contract.CONDITIONING_DIM, recipe=Recipe(jump_fraction=0.5))
+
+
+def test_sample_quality_reports_intervals_and_every_mode(reference):
+    m = reference.metrics
+    for k in ("fd_1step", "fd_16step"):
+        assert m[f"{k}_lo"] <= m[k] * 1.5 and m[f"{k}_hi"] >= m[f"{k}_lo"]
+    assert m["fd_ratio"] == pytest.approx(m["fd_1step"] / m["fd_16step"])
+    assert m["fd_samples"] == PROFILE.eval_samples

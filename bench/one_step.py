@@ -1,0 +1,144 @@
+"""One-step ablation: training recipes -> FD 1-step / 16-step, val loss, mode recovery, training time.
+
+Trains encoder + flow V6 on a fixed simulated dataset (the demo's 30 x 3 min, split as the
+pipeline splits it) once per recipe and seed, and prints one JSON object whose `table` is the
+ablation in docs/one_step.md. FDs are on the fixed evaluation set of the profile (evenly
+strided validation frames, fixed noise); the spread is over training seeds.
+  python -m bench.one_step                               # every variant, seeds 0,1,2 (about 2 h here)
+  python -m bench.one_step --variants 'today;distill={"distill_fraction": 0.125}' --seeds 0,1,2 --jobs 2
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import click
+import numpy as np
+
+from bench.common import emit
+
+# Today's recipe (before the ablation); each variant changes one lever of it, or combines winners.
+TODAY = {"ema_decay": 0.0, "warmup_fraction": 0.0, "distill_weight": 0.0}
+LEVERS = {
+    "today": {},
+    "interval50": {"interval_fraction": 0.5},
+    "interval75": {"interval_fraction": 0.75},
+    "jump10": {"jump_fraction": 0.10},
+    "jump25": {"jump_fraction": 0.25},
+    "time_wide": {"time_std": 1.6},
+    "r_low": {"r_time_mean": -2.0, "interval_fraction": 0.5},
+    "power0.5": {"weight_power": 0.5},
+    "ema0.99": {"ema_decay": 0.99},
+    "ema0.995": {"ema_decay": 0.995},
+    "warmup": {"warmup_fraction": 0.25},
+    "guidance1.5": {"guidance": 1.5, "cond_dropout": 0.1},
+    "guidance2": {"guidance": 2.0, "cond_dropout": 0.1},
+    "ema+warmup+power0.5": {"ema_decay": 0.99, "warmup_fraction": 0.25, "weight_power": 0.5},
+    "ema+warmup+distill16": {"ema_decay": 0.99, "warmup_fraction": 0.25, "distill_weight": 0.1, "distill_steps": 16},
+    "ema+warmup+distill8": {"ema_decay": 0.99, "warmup_fraction": 0.25, "distill_weight": 0.1, "distill_steps": 8},
+}
+
+
+def _data(root: Path, tracks: int, minutes: float):
+    """Captures and pairs built once under `root` (reused), then split as dataset_split does."""
+    from lume_v6_dagster.capture.folder import load_capture
+    from lume_v6_dagster.dataset import build_split, load_arrays
+    from lume_v6_dagster.pairs import build_pairs, write_pairs
+    from lume_v6_dagster.simulate import plan_tracks, simulate
+
+    plans = plan_tracks(tracks, minutes, seed=0)
+    if not all((root / "captures" / p.track_id).is_dir() for p in plans):
+        simulate(tracks, minutes, root / "captures", seed=0)
+    paths = {}
+    for p in plans:
+        paths[p.track_id] = root / "pairs" / p.track_id / "pairs.npz"
+        if not paths[p.track_id].exists():
+            write_pairs(paths[p.track_id], build_pairs(load_capture(root / "captures" / p.track_id)))
+    split = build_split(paths)
+    return split, paths
+
+
+def _one(args) -> dict:
+    """Train one (variant, seed) on one thread; return its figures."""
+    import torch
+
+    from lume_v6_dagster import contract
+    from lume_v6_dagster.acceptance import measure
+    from lume_v6_dagster.models.flow import OneStepGenerator
+    from lume_v6_dagster.training.flow_training import Recipe, train_flow
+    from lume_v6_dagster.training.profiles import get_profile
+
+    root, tracks, minutes, profile, variant, levers, seed, in_dim = args
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    from lume_v6_dagster.assets.training import V5_TRAIN_TRACKS
+    from lume_v6_dagster.dataset import load_arrays
+
+    split, paths = _data(Path(root), tracks, minutes)
+    v5 = in_dim == contract.V5_DYNAMICS_DIM  # the V5 recipe: 64 dims, two training tracks, as v5_baseline trains it
+    train = load_arrays(paths, sorted(split.train)[:V5_TRAIN_TRACKS] if v5 else split.train)
+    val = load_arrays(paths, split.val)
+    recipe = dataclasses.replace(Recipe(), **{**TODAY, **levers})
+    with tempfile.TemporaryDirectory() as ckpt:
+        start = time.perf_counter()
+        result = train_flow(train, val, split.stats, get_profile(profile), seed, Path(ckpt), in_dim, log=lambda _: None, recipe=recipe)
+        seconds = time.perf_counter() - start
+    out = {"variant": variant, "seed": seed, "in_dim": in_dim, "seconds": seconds, **result.metrics}
+    if not v5:
+        rows = np.random.default_rng(0).choice(len(train["latent"]), min(20_000, len(train["latent"])), replace=False)
+        classify = measure.fit_mode_classifier(train["latent"][rows], train["conditioning"][rows, contract.MODE_SLICE].argmax(1))
+        cond = val["conditioning"][np.sort(np.random.default_rng(1).choice(len(val["latent"]), min(300, len(val["latent"])), replace=False))]
+        pipe = measure.Pipeline(result.encoder, OneStepGenerator(result.flow), None)
+        out["mode_accuracy"] = measure.mode_conditioning(pipe, classify, cond)["accuracy"]
+    return out
+
+
+def _summary(rows: list[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds, per variant."""
+    table = []
+    for variant in dict.fromkeys(r["variant"] for r in rows if r["in_dim"] != 64):
+        runs = [r for r in rows if r["variant"] == variant and r["in_dim"] != 64]
+        v5 = [r["val_loss"] for r in rows if r["variant"] == variant and r["in_dim"] == 64]
+        stat = lambda k: [round(float(np.mean([r[k] for r in runs])), 4), round(float(np.std([r[k] for r in runs])), 4)]  # noqa: E731
+        table.append({"variant": variant, "seeds": len(runs), "fd_1step": stat("fd_1step"), "fd_16step": stat("fd_16step"),
+                      "fd_ratio": stat("fd_ratio"), "val_loss": stat("val_loss"), "mode_accuracy": stat("mode_accuracy"),
+                      "train_seconds": stat("seconds"), **({"v5_val_loss": round(float(np.mean(v5)), 4)} if v5 else {})})
+    return table
+
+
+@click.command()
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path(".cache/one_step"), show_default=True,
+              help="Captures and pairs are built once under ROOT/<tracks>x<minutes> and reused.")
+@click.option("--tracks", default=30, show_default=True)
+@click.option("--minutes", default=3.0, show_default=True)
+@click.option("--profile", default="demo", show_default=True)
+@click.option("--variants", default=";".join(LEVERS), show_default=True, help="';'-separated names, or name=json levers.")
+@click.option("--seeds", default="0,1,2", show_default=True)
+@click.option("--v5", "with_v5", is_flag=True, help="Also train the V5 recipe (64-D input) per variant and seed.")
+@click.option("--jobs", default=1, show_default=True, help="Trainings at once (each on one thread).")
+def main(root, tracks, minutes, profile, variants, seeds, with_v5, jobs):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    root = root / f"{tracks}x{minutes:g}"
+    _data(root, tracks, minutes)  # build once before the workers read it
+    named = {}
+    for item in variants.split(";"):
+        name, _, levers = item.partition("=")
+        named[name] = json.loads(levers) if levers else LEVERS[name]
+    dims = (141, 64) if with_v5 else (141,)
+    tasks = [(str(root), tracks, minutes, profile, name, levers, int(seed), d)
+             for name, levers in named.items() for seed in seeds.split(",") for d in dims]
+    rows = []
+    with ProcessPoolExecutor(jobs) as pool:
+        for row in pool.map(_one, tasks):  # each run on stderr as it finishes
+            click.echo(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), err=True)
+            rows.append(row)
+    emit("one_step", profile=profile, tracks=tracks, minutes=minutes, fd_samples=rows[0]["fd_samples"],
+         levers={name: named[name] for name in named}, table=_summary(rows))
+
+
+if __name__ == "__main__":
+    main()
