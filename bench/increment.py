@@ -15,7 +15,7 @@ from bench.common import emit
 from bench.sensor import tick
 
 def _ingest(defs, instance, track: str) -> None:
-    from lume_v6_dagster.demo import QUIET
+    from lume_v6_dagster.runs import QUIET
 
     result = defs.resolve_job_def("ingest_track").execute_in_process(instance=instance, partition_key=track, run_config=QUIET)
     assert result.success, track

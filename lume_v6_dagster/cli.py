@@ -1,5 +1,6 @@
 """`lume-v6`: simulate captures, validate a folder by hand, run the demo through Dagster, benchmark."""
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -55,6 +56,45 @@ def demo(n_tracks, minutes, profile, seed):
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
     result = demo_mod.run(n_tracks, minutes, profile, seed, echo=click.echo)
     click.echo(result)
+
+
+@main.command()
+@click.option("--by", "by", required=True, help="Who listened (or verified on the iPhone).")
+@click.option("--date", default=lambda: dt.date.today().isoformat(), show_default="today", help="YYYY-MM-DD")
+@click.option("--on-device", is_flag=True, help="Record the on-device verification (v5_chain1=, v6_swap=) instead of the listening test.")
+@click.argument("results", nargs=-1)
+def signoff(by, date, on_device, results):
+    """Sign the V6 packages of the latest report, then judge again; prints the new report's path.
+
+    \b
+    Listening test, every mode:  lume-v6 signoff --by NAME sky_garden=pass turquoise_alcove=pass ...
+    On the iPhone:               lume-v6 signoff --on-device --by NAME v5_chain1=pass v6_swap=pass
+    """
+    import dagster as dg
+
+    from lume_v6_dagster import contract, runs
+    from lume_v6_dagster.acceptance import signoff as records
+    from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT
+
+    kind = records.ON_DEVICE if on_device else records.LISTENING
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
+    try:
+        records.make_record(kind, by, date, list(results), {})  # the input first: a bad one writes nothing
+        instance = dg.DagsterInstance.get()
+        if (latest := runs.latest_report(instance)) is None:
+            raise records.SignoffError("no acceptance report yet: run `make demo` or the train job first, then listen to its previews")
+        v6 = {n: d for n, d in latest[1]["packages_sha256"].items() if n in contract.PACKAGES}
+        path = records.write_record(os.environ.get("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT), kind,
+                                    records.make_record(kind, by, date, list(results), v6))
+    except records.SignoffError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {path}: {kind.what} by {by.strip()} on {date}, for the packages of {latest[0]}")
+    run = runs.execute("judge", instance)
+    if run.status != dg.DagsterRunStatus.SUCCESS:
+        raise click.ClickException(f"judging again failed: see run {run.run_id} in the Dagster UI")
+    page, verdict = runs.latest_report(instance)
+    click.echo(f"status: {verdict['status']}")
+    click.echo(str(page))
 
 
 @main.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)

@@ -27,6 +27,14 @@ MODE_TITLES = (
     "Iridescent Beauty",
     "Aurora Veil",
 )
+# The music each mode must produce: what a listener checks before signing off (gate 9).
+MODE_MUSIC = (
+    "airy ambient, slow-attack pads",
+    "liquid texture, reverb-heavy, mid-tempo",
+    "warm sub bass, organic percussion",
+    "bright, harmonically rich, evolving",
+    "sustained drones, sparse high bells",
+)
 MODE_SLOTS = 8
 RESERVED_MODE_IDS = (5, 6, 7)
 

@@ -1,4 +1,4 @@
-"""Jobs: build one track (sensor-driven); train and release (scheduled overnight); release alone."""
+"""Jobs: build one track (sensor-driven); train and release (scheduled overnight); release alone; judge again."""
 
 import dagster as dg
 
@@ -22,4 +22,10 @@ release_job = dg.define_asset_job(
     "release",
     selection=dg.AssetSelection.groups(RELEASE_GROUP),
     description="Export, smoke test, acceptance report and bundle from the trained models.",
+)
+
+judge_job = dg.define_asset_job(
+    "judge",
+    selection=dg.AssetSelection.assets("acceptance_report", "release_bundle"),
+    description="Judge the last exported packages again (after a sign-off or a threshold change) and bundle them.",
 )

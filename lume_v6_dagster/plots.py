@@ -1,5 +1,6 @@
 """Plots for materialization metadata and the acceptance report (PNG, headless)."""
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,19 @@ def block_sensitivity(per_dim: dict, blocks, block_dim: int, path: Path) -> Path
     ax.set_ylabel("mean |d out / d in|")
     ax.legend()
     return save(fig, path)
+
+
+def spectrogram(mel_db: np.ndarray, sr: int, hop: int, title: str, path: Path) -> Path:
+    """A clip's log-mel frames (F, 64) over time, as librosa draws them."""
+    import librosa.display
+
+    fig, ax = plt.subplots(figsize=(6, 2.4))
+    img = librosa.display.specshow(mel_db.T, sr=sr, hop_length=hop, x_axis="time", y_axis="mel", ax=ax, cmap="magma")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(img, ax=ax, format="%+.0f dB")
+    return save(fig, path)
+
+
+def markdown_image(path: Path, alt: str) -> str:
+    """A PNG as an inline Markdown image: the Dagster UI shows it in the metadata, not a link to it."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(Path(path).read_bytes()).decode()})"

@@ -1,28 +1,120 @@
-"""The demo's own entry point, on the tiny profile, through a persistent Dagster instance."""
+"""The demo's own entry point on the tiny profile, then the sign-off on its report, through one persistent instance."""
+
+import html
+import json
+from pathlib import Path
 
 import dagster as dg
+import pytest
+import soundfile as sf
 from click.testing import CliRunner
 
+from lume_v6_dagster import contract, runs
 from lume_v6_dagster.cli import main
 
+LISTENED = [f"{m}=pass" for m in contract.MODES]
+ON_DEVICE = ["v5_chain1=pass", "v6_swap=pass"]
+# The tiny profile trains for seconds on 10 half-minute tracks: it cannot meet the production
+# thresholds, and these tests are about the human records, so the automatic gates are set to pass.
+TINY_THRESHOLDS = {"min_tracks": 10, "min_cell_minutes": 0.0, "flow_val_loss_max": 100.0, "one_step_fd_ratio_max": 100.0,
+                   "san_val_loss_max": 100.0, "mode_accuracy_min": 0.0, "mode_distance_min": 0.0, "sensitivity_ratio_min": 0.0}
 
-def test_demo_runs_the_chain_and_a_second_run_reuses_it(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    for key, value in {"DAGSTER_HOME": home, "LUME_CAPTURE_ROOT": tmp_path / "cap", "LUME_ARTIFACT_ROOT": tmp_path / "art"}.items():
-        monkeypatch.setenv(key, str(value))
-    monkeypatch.setenv("LUME_TRAINING_THREADS", "1")
-    first = CliRunner().invoke(main, ["demo", "--tracks", "10", "--profile", "tiny"])
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    env = {"DAGSTER_HOME": tmp / "home", "LUME_CAPTURE_ROOT": tmp / "cap", "LUME_ARTIFACT_ROOT": tmp / "art", "LUME_TRAINING_THREADS": "1",
+           "LUME_TRAINING_PROFILE": "tiny"}  # set here so the demo's own setting is undone after the module
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, str(value))
+        (tmp / "home").mkdir()
+        first = CliRunner().invoke(main, ["demo", "--tracks", "10", "--profile", "tiny"])
+        yield tmp, first
+
+
+def signoff(*args):
+    return CliRunner().invoke(main, ["signoff", *args])
+
+
+def gate9(verdict: dict) -> dict[str, dict]:
+    return {g["area"]: g for g in verdict["gates"] if g["number"] == 9}
+
+
+def test_demo_runs_the_chain_and_a_second_run_reuses_it(demo):
+    tmp, first = demo
     assert first.exit_code == 0, first.output
     assert "tracks: 10 (0 reused, 0 failed)" in first.output
     assert "encoder_flow_v6:" in first.output and "v5_baseline:" in first.output
     last = first.output.strip().splitlines()[-1]
-    assert last.startswith(str(tmp_path / "art" / "release" / "reports")) and last.endswith("report.html")
+    assert last.startswith(str(tmp / "art" / "release" / "reports")) and last.endswith("report.html")
     assert "| 9 | subjective | listening test |" in first.output and "status: " in first.output
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dg.DagsterInstance.get() as instance:
         assert len(instance.get_materialized_partitions(dg.AssetKey("track_pairs"))) == 10
         assert instance.get_latest_materialization_event(dg.AssetKey("san_v6")) is not None
     second = CliRunner().invoke(main, ["demo", "--tracks", "10", "--profile", "tiny"])
     assert second.exit_code == 0, second.output
     assert "tracks: 10 (10 reused, 0 failed)" in second.output and "training reused" in second.output
     assert second.output.strip().splitlines()[-1] == last
+
+
+def test_report_has_the_listening_section_with_clips_of_the_requested_length(demo):
+    tmp, first = demo
+    report = Path(first.output.strip().splitlines()[-1])
+    page = html.unescape(report.read_text())
+    assert "<h2>Listening</h2>" in page and 'lume-v6 signoff --by "Your Name" sky_garden=pass' in page
+    previews = json.loads((report.parent / "listening" / "previews.json").read_text())
+    assert len(previews["clips"]) == 11  # 5 modes, 4 more emotions, V5, the reference
+    for clip in previews["clips"]:
+        assert f'src="listening/{clip["wav"]}"' in page
+        audio, rate = sf.read(report.parent / "listening" / clip["wav"])
+        assert rate == contract.SAMPLE_RATE and abs(len(audio) / rate - previews["seconds"]) < 0.05
+        assert (audio ** 2).mean() ** 0.5 > 1e-3, f"{clip['name']} is silent"
+
+
+@pytest.mark.parametrize("args, message", [
+    ([*LISTENED[:4], "disco=pass"], "'disco' is not one of"),
+    (LISTENED[:4], "missing: aurora_veil"),
+    ([*LISTENED[:4], "aurora_veil=ok"], "must be pass or fail"),
+    (["--date", "yesterday", *LISTENED], "is not a date"),
+])
+def test_bad_sign_off_is_refused_and_writes_nothing(demo, args, message):
+    tmp, _ = demo
+    record = tmp / "art" / "listening" / "signoff.json"
+    before = record.read_bytes() if record.exists() else None
+    done = signoff("--by", "A. Listener", *args)
+    assert done.exit_code != 0 and message in done.output
+    assert (record.read_bytes() if record.exists() else None) == before
+
+
+def test_empty_name_is_refused(demo):
+    done = signoff("--by", "  ", *LISTENED)
+    assert done.exit_code != 0 and "--by must name the person" in done.output
+
+
+def test_sign_off_before_any_report_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.setenv("LUME_ARTIFACT_ROOT", str(tmp_path / "art"))
+    done = signoff("--by", "A. Listener", *LISTENED)
+    assert done.exit_code != 0 and "no acceptance report yet" in done.output
+    assert not (tmp_path / "art" / "listening" / "signoff.json").exists()
+
+
+def test_both_records_ship_it_and_a_retrain_makes_them_stale(demo, monkeypatch):
+    tmp, _ = demo
+    (tmp / "art" / "thresholds.json").write_text(json.dumps(TINY_THRESHOLDS))
+    listened = signoff("--by", "A. Listener", "--date", "2026-11-25", *LISTENED)
+    assert listened.exit_code == 0, listened.output
+    page = Path(listened.output.strip().splitlines()[-1])
+    assert page.name == "report.html" and "status: RELEASED" in listened.output  # on-device still pending
+    verified = signoff("--on-device", "--by", "A. Tester", *ON_DEVICE)
+    assert verified.exit_code == 0 and "status: FULLY SHIPPED" in verified.output, verified.output
+    with dg.DagsterInstance.get() as instance:
+        _, verdict = runs.latest_report(instance)
+        assert {area: g["verdict"] for area, g in gate9(verdict).items()} == {"subjective": "PASS", "on-device": "PASS"}
+        monkeypatch.setenv("LUME_TRAINING_SEED", "1")  # tonight's retrain: other packages
+        assert runs.execute("train", instance).status == dg.DagsterRunStatus.SUCCESS
+        _, verdict = runs.latest_report(instance)
+    assert verdict["status"] == "RELEASED"
+    for g in gate9(verdict).values():
+        assert g["verdict"] == "PENDING" and "signed for another model" in g["measured"]

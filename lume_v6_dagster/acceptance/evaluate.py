@@ -7,7 +7,7 @@ import numpy as np
 
 from lume_v6_dagster import contract, plots
 from lume_v6_dagster.acceptance import gates as g
-from lume_v6_dagster.acceptance import measure, report
+from lume_v6_dagster.acceptance import measure, report, signoff
 from lume_v6_dagster.acceptance.thresholds import Thresholds
 from lume_v6_dagster.dataset import DatasetSplit, compute_stats, load_arrays
 from lume_v6_dagster.pairs import read_pairs
@@ -26,8 +26,19 @@ class Inputs:
     metrics: dict[str, dict]  # model name -> final metrics
     smoke: list[dict]  # PackageReport dicts
     v6_package_bytes: int
-    signoff: Path
+    v6_sha256: dict[str, str]  # package name -> digest: what the human records must be for
+    artifacts: Path  # where the human records live (listening/)
+    previews: dict  # previews.json of listening_previews; its clips sit in <report>/listening/
     provenance: dict
+
+
+@dataclass
+class Evaluation:
+    gates: list[g.Gate]
+    metrics: dict[str, float]
+    figures: dict[str, Path]  # title -> PNG in the report folder
+    markdown: Path
+    page: Path
 
 
 def _rows(arrays: dict, n: int, seed: int) -> np.ndarray:
@@ -48,8 +59,38 @@ def one_step_section(m: dict) -> str:
         "| mode | FD 1-step | FD 16-step |", "|---|---|---|", *modes])
 
 
-def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> tuple[list[g.Gate], dict, Path, Path]:
-    """All 9 gates, the plots and the report files."""
+def listening_section(previews: dict, v6_sha256: dict[str, str]) -> str:
+    """Per mode: the music it must produce, the V6 clip and its spectrogram; then emotions, V5, the reference, how to sign."""
+    clips = {c["name"]: c for c in previews["clips"]}
+
+    def row(label: str, character: str, name: str) -> str:
+        c = clips[name]
+        return f'| {label} | {character} | <audio controls preload="metadata" src="listening/{c["wav"]}"></audio> | ![{name}](listening/{c["spectrogram"]}) |'
+
+    own = clips["reference"]["mode"]
+    emotion = clips[f"v6-{own}"]["emotion"]
+    head = "| {} | {} | listen | log-mel spectrogram |\n|---|---|---|---|"
+    modes = [row(title, music, f"v6-{m}") for m, title, music in zip(contract.MODES, contract.MODE_TITLES, contract.MODE_MUSIC)]
+    emotions = [row(e, "same body, mode and noise", f"v6-{own}" if e == emotion else f"v6-emotion-{e}") for e in contract.EMOTIONS]
+    others = [row("V5 fallback", "no mode or emotion input", "v5"), row("reference", f"the track's own music ({own})", "reference")]
+    listen = " ".join(f"{m}=pass" for m in contract.MODES)
+    return "\n".join([
+        f"Every clip is the same {previews['seconds']:.0f} s of held-out body motion (validation track `{previews['track_id']}` from "
+        f"{previews['start_seconds']:.1f} s) through the shipped one-step path, ConditioningEncoderV6 -> FlowGenerator1StepV6, frame by "
+        "frame at 30 Hz with the same noise, then back to audio by librosa's mel inversion (Griffin-Lim). The reference is the track's "
+        "own music through the same mel round trip: what the inversion alone does to real music.", "",
+        f"### Modes (emotion: {emotion})", "", head.format("mode", "the music it must produce"), *modes, "",
+        f"### Emotions ({own})", "", head.format("emotion", ""), *emotions, "",
+        "### Fallback and reference", "", head.format("clip", ""), *others, "",
+        "### Signing", "", "After listening (write `MODE=fail` for a mode that does not sound right):", "",
+        f'```\nlume-v6 signoff --by "Your Name" {listen}\n```', "",
+        "After verifying on the iPhone that the previous build runs live with the V5 models (the Chain 1 dispatch fixes), "
+        "then with V6 swapped in:", "", '```\nlume-v6 signoff --on-device --by "Your Name" v5_chain1=pass v6_swap=pass\n```', "",
+        "Both records are bound to these V6 packages: " + ", ".join(f"{n} `{d[:12]}`" for n, d in sorted(v6_sha256.items())) + "."])
+
+
+def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
+    """All 9 gates (and the on-device record beside gate 9), the plots and the report files."""
     split = inp.split
     train = load_arrays(inp.pairs_paths, split.train)
     val = load_arrays(inp.pairs_paths, split.val)
@@ -72,7 +113,8 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> tuple[list[g.Gate], 
         g.full_dynamics(ratios["latent"], ratios["controls"], th),
         g.export_parity(inp.smoke, th),
         g.budget(inp.v6_package_bytes / 1e6, latency, th),
-        g.listening(inp.signoff),
+        g.listening(signoff.read_record(inp.artifacts, signoff.LISTENING, inp.v6_sha256)),
+        g.on_device(signoff.read_record(inp.artifacts, signoff.ON_DEVICE, inp.v6_sha256)),
     ]
     figures = {
         "Loss curves (dashed: train, solid: validation)": plots.loss_curves(inp.histories, out_dir / "loss_curves.png"),
@@ -83,5 +125,6 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> tuple[list[g.Gate], 
     flat = {f"{m}.{k}": float(v) for m, d in inp.metrics.items() for k, v in d.items()}
     flat.update({"mode_accuracy": modes["accuracy"], "sensitivity_ratio_latent": ratios["latent"],
                  "sensitivity_ratio_controls": ratios["controls"], "latency_ms": latency})
-    md, page = report.write(out_dir, gates, figures, inp.provenance, flat, split.excluded, {"One-step generator": one_step_section(v6)})
-    return gates, flat, md, page
+    sections = {"One-step generator": one_step_section(v6), "Listening": listening_section(inp.previews, inp.v6_sha256)}
+    md, page = report.write(out_dir, gates, figures, inp.provenance, flat, split.excluded, sections)
+    return Evaluation(gates, flat, figures, md, page)

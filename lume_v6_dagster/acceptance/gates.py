@@ -3,9 +3,7 @@
 Gates are pure functions of their measurements, so each can be driven to FAIL in a test.
 """
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -106,33 +104,28 @@ def budget(bundle_mb: float, latency: float, th: Thresholds) -> Gate:
                 _verdict(bundle_mb <= th.bundle_mb_max and latency <= th.latency_ms_max))
 
 
-def listening(signoff_path: Path) -> Gate:
-    """A person's per-mode sign-off: {"signed_by": ..., "date": ..., "modes": {mode: "pass"|"fail"}}."""
-    threshold = f"every mode 'pass', signed ({signoff_path})"
-    if not Path(signoff_path).exists():
-        return Gate(9, "subjective", "listening test", "not signed yet", threshold, PENDING)
-    try:
-        doc = json.loads(Path(signoff_path).read_text())
-        modes = doc.get("modes", {})
-        signed = bool(str(doc.get("signed_by", "")).strip())
-    except (ValueError, AttributeError) as e:
-        return Gate(9, "subjective", "listening test", f"unreadable sign-off: {e}", threshold, FAIL)
-    failed = [m for m in contract.MODES if modes.get(m) == "fail"]
-    missing = [m for m in contract.MODES if modes.get(m) not in ("pass", "fail")]
-    if failed:
-        return Gate(9, "subjective", "listening test", f"failed: {', '.join(failed)}", threshold, FAIL)
-    if missing or not signed:
-        return Gate(9, "subjective", "listening test", f"incomplete: {', '.join(missing) or 'no signature'}", threshold, PENDING)
-    return Gate(9, "subjective", "listening test", f"all modes pass, signed by {doc['signed_by']} on {doc.get('date', '?')}", threshold, PASS)
+VERDICT = {"pass": PASS, "fail": FAIL, "pending": PENDING}
+
+
+def listening(record: tuple[str, str]) -> Gate:
+    """A person's per-mode sign-off for these packages (`signoff.read_record`: verdict, what it says)."""
+    return Gate(9, "subjective", "listening test", record[1],
+                "every mode 'pass', signed for these V6 packages (lume-v6 signoff)", VERDICT[record[0]])
+
+
+def on_device(record: tuple[str, str]) -> Gate:
+    """The release plan's iPhone check: V5 live with the Chain 1 fixes, then V6 swapped in, for these packages."""
+    return Gate(9, "on-device", "V5 live (Chain 1), then V6 swapped in, on the iPhone", record[1],
+                "both steps 'pass', for these V6 packages (lume-v6 signoff --on-device)", VERDICT[record[0]])
 
 
 def decision(gates: list[Gate]) -> tuple[str, bool]:
-    """(status, useV6Models): RELEASED when gates 1-8 pass, FULLY SHIPPED when 9 too."""
+    """(status, useV6Models): RELEASED when gates 1-8 pass, FULLY SHIPPED when both human records (9) pass too."""
     automatic = all(g.verdict == PASS for g in gates if g.number <= 8)
     if not automatic:
         return "NOT RELEASED", False
-    signed = any(g.number == 9 and g.verdict == PASS for g in gates)
-    return ("FULLY SHIPPED" if signed else "RELEASED"), True
+    human = [g for g in gates if g.number == 9]
+    return ("FULLY SHIPPED" if human and all(g.verdict == PASS for g in human) else "RELEASED"), True
 
 
 def table(gates: list[Gate]) -> str:

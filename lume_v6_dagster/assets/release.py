@@ -8,6 +8,7 @@ the bundle ships only packages whose digests the acceptance report judged.
 import json
 import os
 import shlex
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import dagster as dg
 import numpy as np
 import torch
 
-from lume_v6_dagster import contract
+from lume_v6_dagster import contract, listening, plots
 from lume_v6_dagster.acceptance import gates as gates_mod
 from lume_v6_dagster.acceptance.evaluate import Inputs, evaluate
 from lume_v6_dagster.acceptance.measure import Pipeline
@@ -27,6 +28,7 @@ from lume_v6_dagster.dataset import DatasetSplit, load_arrays
 from lume_v6_dagster.export.bundle import package_digest, write_bundle
 from lume_v6_dagster.export.coreml import export
 from lume_v6_dagster.export.verify import verify
+from lume_v6_dagster.pairs import read_pairs
 from lume_v6_dagster.resources import ArtifactStore
 from lume_v6_dagster.trained_models import load_encoder_flow, load_san
 
@@ -34,6 +36,8 @@ GROUP = "release"
 SMOKE_SAMPLES = 16
 TRAINED = ("encoder_flow_v6", "v5_baseline", "san_v6")
 IO = {**contract.PACKAGES, **contract.V5_PACKAGES}
+CHARTED = ("encoder_flow_v6.val_loss", "encoder_flow_v6.fd_1step", "encoder_flow_v6.fd_16step", "encoder_flow_v6.fd_ratio",
+           "v5_baseline.val_loss", "san_v6.val_loss", "mode_accuracy", "sensitivity_ratio_latent", "sensitivity_ratio_controls", "latency_ms")
 # What a trained model's materialization records and the release carries forward.
 PROVENANCE_KEYS = ("run_id", "run_dir", "split_path", "dataset_fingerprint", "profile", "seed", "device", "determinism")
 
@@ -130,6 +134,32 @@ def smoke_test(context: dg.AssetExecutionContext, artifact_store: ArtifactStore)
     })
 
 
+class PreviewConfig(dg.Config):
+    seconds: float = listening.CLIP_SECONDS  # length of each clip; 15-30 s is what a listener needs
+    seed: int = 0
+
+
+@dg.asset(group_name=GROUP, deps=[coreml_packages], kinds={"audio"})
+def listening_previews(context: dg.AssetExecutionContext, config: PreviewConfig, artifact_store: ArtifactStore) -> dg.MaterializeResult:
+    """What a person listens to before signing gate 9: every mode and emotion through the exported one-step path.
+
+    One held-out body sequence (a validation track) per clip, with the V5 fallback and the
+    track's own music through the same mel round trip for comparison.
+    """
+    packages, trained = _exported(context)
+    track = trained.split.val[0]
+    out = Path(artifact_store.root) / "release" / "listening" / context.run.run_id
+    m = trained.modules
+    clips = listening.render(out, read_pairs(trained.pairs_paths[track]), (m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"]),
+                             (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"]), seconds=config.seconds, seed=config.seed)
+    shown = [c for c in clips if (c.name.startswith("v6-") and "emotion" not in c.name) or c.name == "reference"]
+    return dg.MaterializeResult(metadata={
+        "folder": dg.MetadataValue.path(str(out)), "clips": len(clips), "seconds": config.seconds, "track": track,
+        "packages_sha256": dg.MetadataValue.json(packages["packages_sha256"]),
+        "spectrograms": dg.MetadataValue.md("\n\n".join(plots.markdown_image(out / c.spectrogram, c.name) for c in shown)),
+    })
+
+
 def _histories(records: dict[str, dict]) -> tuple[dict, dict]:
     docs = {name: json.loads((Path(r["run_dir"]) / "metrics.json").read_text()) for name, r in records.items()}
     return {n: d["history"] for n, d in docs.items()}, {n: d["metrics"] for n, d in docs.items()}
@@ -143,14 +173,23 @@ def _reproduce(v6: dict) -> str:
             f"  # on the same pairs: dataset_split must report fingerprint {v6['dataset_fingerprint']}")
 
 
-@dg.asset(group_name=GROUP, deps=[smoke_test], kinds={"html"})
+def _report_media(previews: dict, out: Path) -> dict:
+    """Copy the clips and spectrograms into <report>/listening/, so the report folder stands alone."""
+    shutil.copytree(previews["folder"], out / "listening", dirs_exist_ok=True)
+    return json.loads((out / "listening" / "previews.json").read_text())
+
+
+@dg.asset(group_name=GROUP, deps=[smoke_test, listening_previews], kinds={"html"})
 def acceptance_report(context: dg.AssetExecutionContext, artifact_store: ArtifactStore) -> dg.MaterializeResult:
-    """The 9 gates with measured value, threshold and verdict; Markdown + HTML with plots."""
+    """The 9 gates with measured value, threshold and verdict, the listening previews, plots; Markdown + HTML."""
     packages, trained = _exported(context)
-    smoke = recorded(context, "smoke_test")
+    smoke, previews = recorded(context, "smoke_test"), recorded(context, "listening_previews")
     if smoke["packages_folder"] != packages["folder"]:
         raise dg.Failure(f"the latest smoke test checked {smoke['packages_folder']}, not the packages to judge "
                          f"({packages['folder']}): materialize smoke_test, then acceptance_report")
+    if previews["packages_sha256"] != packages["packages_sha256"]:
+        raise dg.Failure(f"the latest listening previews (run {previews['run_id'][:8]}) are of other packages than "
+                         f"{packages['folder']}: materialize listening_previews, then acceptance_report")
     histories, metrics = _histories(trained.records)
     v6 = trained.records["encoder_flow_v6"]
     provenance = {"run_id": context.run.run_id, "dataset_fingerprint": trained.split.fingerprint, "profile": v6["profile"],
@@ -159,24 +198,25 @@ def acceptance_report(context: dg.AssetExecutionContext, artifact_store: Artifac
                   "reproduce": _reproduce(v6)}
     m = trained.modules
     reports = json.loads(Path(smoke["smoke_path"]).read_text())
-    v6_bytes = sum(r["size_bytes"] for r in reports if r["name"].endswith("V6"))
-    inputs = Inputs(trained.split, trained.pairs_paths, Pipeline(m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"], m["SANV6"]),
-                    histories, metrics, reports, v6_bytes, Path(artifact_store.root) / "listening" / "signoff.json", provenance)
-    thresholds = Thresholds.load(Path(artifact_store.root) / "thresholds.json")
+    v6_sha256 = {n: d for n, d in packages["packages_sha256"].items() if n in contract.PACKAGES}
     out = Path(artifact_store.root) / "release" / "reports" / context.run.run_id
-    gates, flat, md, page = evaluate(inputs, thresholds, out)
-    status, use_v6 = gates_mod.decision(gates)
-    digests = packages["packages_sha256"]
-    write_json(out / "gates.json", {"status": status, "useV6Models": use_v6, "gates": [x.as_dict() for x in gates],
-                                    "metrics": flat, "provenance": provenance, "thresholds": thresholds.as_dict(),
-                                    "packages_folder": packages["folder"], "packages_sha256": digests})
-    context.log.info(f"acceptance: {status}\n{gates_mod.table(gates)}")
+    inputs = Inputs(trained.split, trained.pairs_paths, Pipeline(m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"], m["SANV6"]),
+                    histories, metrics, reports, sum(r["size_bytes"] for r in reports if r["name"].endswith("V6")), v6_sha256,
+                    Path(artifact_store.root), _report_media(previews, out), provenance)
+    thresholds = Thresholds.load(Path(artifact_store.root) / "thresholds.json")
+    result = evaluate(inputs, thresholds, out)
+    status, use_v6 = gates_mod.decision(result.gates)
+    write_json(out / "gates.json", {"status": status, "useV6Models": use_v6, "gates": [x.as_dict() for x in result.gates],
+                                    "metrics": result.metrics, "provenance": provenance, "thresholds": thresholds.as_dict(),
+                                    "packages_folder": packages["folder"], "packages_sha256": packages["packages_sha256"]})
+    context.log.info(f"acceptance: {status}\n{gates_mod.table(result.gates)}")
     return dg.MaterializeResult(metadata={
-        "status": status, "useV6Models": use_v6, "gates": dg.MetadataValue.md(gates_mod.table(gates)),
+        "status": status, "useV6Models": use_v6, "gates": dg.MetadataValue.md(gates_mod.table(result.gates)),
         "dataset_fingerprint": trained.split.fingerprint, "packages_folder": dg.MetadataValue.path(packages["folder"]),
-        "packages_sha256": dg.MetadataValue.json(digests), "gates_json": dg.MetadataValue.path(str(out / "gates.json")),
-        "report_html": dg.MetadataValue.path(str(page)), "report_md": dg.MetadataValue.md(md.read_text()),
-        **{k: v for k, v in flat.items() if k in ("mode_accuracy", "latency_ms", "sensitivity_ratio_latent")},
+        "packages_sha256": dg.MetadataValue.json(packages["packages_sha256"]), "gates_json": dg.MetadataValue.path(str(out / "gates.json")),
+        "report_html": dg.MetadataValue.path(str(result.page)),
+        "plots": dg.MetadataValue.md("\n\n".join(f"**{title}**\n\n{plots.markdown_image(path, title)}" for title, path in result.figures.items())),
+        **{k.replace(".", "_"): result.metrics[k] for k in CHARTED},  # plain numbers: the UI charts them across runs
     })
 
 

@@ -66,11 +66,13 @@ def dataset_split(context: dg.AssetExecutionContext, capture_store: CaptureStore
     path = artifact_store.training_dir("dataset") / split.fingerprint / "split.json"
     if not path.exists():
         split.save(path)
+    heatmap = plots.coverage_heatmap(split.coverage_minutes, contract.MODES, contract.EMOTIONS, path.parent / "coverage.png")
     return dg.MaterializeResult(
         metadata={"fingerprint": split.fingerprint, "split_path": dg.MetadataValue.path(str(path)),
                   "train_tracks": len(split.train), "val_tracks": len(split.val), "val_ids": ", ".join(split.val),
                   "train_pairs": split.stats.n, "excluded": len(excluded), "excluded_tracks": dg.MetadataValue.json(excluded),
-                  "coverage_minutes": _coverage_table(split.coverage_minutes)},
+                  "coverage_minutes": _coverage_table(split.coverage_minutes),
+                  "coverage": dg.MetadataValue.md(plots.markdown_image(heatmap, "minutes of valid pairs per mode x emotion"))},
         data_version=dg.DataVersion(split.fingerprint),
     )
 
@@ -95,8 +97,8 @@ def _result(context, name: str, run_dir: Path, history: list[dict], metrics: dic
         **provenance,
         "train_seconds": round(seconds, 1),
         "run_dir": dg.MetadataValue.path(str(run_dir)),
-        "loss_plot": dg.MetadataValue.path(str(plot)),
-        "curve": dg.MetadataValue.md(table),
+        "loss_curve": dg.MetadataValue.md(plots.markdown_image(plot, f"{name}: train (dashed) and validation loss per epoch")),
+        "losses": dg.MetadataValue.md(table),
     })
 
 

@@ -4,11 +4,17 @@ Contract (SPEC section 5): iOS 17 target, FP16 compute, FP32 inputs and outputs,
 names and shapes of `contract.PACKAGES`.
 """
 
+import contextlib
+import functools
 from pathlib import Path
+from unittest import mock
 
 import coremltools as ct
 import numpy as np
 import torch
+from coremltools.converters.mil.frontend.torch import ops as torch_ops
+from coremltools.converters.mil.mil.passes import pass_pipeline
+from tqdm import tqdm
 
 from lume_v6_dagster.atomic_files import atomic_dir
 
@@ -22,7 +28,21 @@ def trace(module: torch.nn.Module, inputs: tuple[tuple[str, tuple[int, ...]], ..
         return torch.jit.trace(module.eval(), examples)
 
 
+@contextlib.contextmanager
+def _no_progress_bars():
+    """coremltools 9.0 (pinned) draws a tqdm bar per conversion stage, four per package; run logs
+    and the demo are better without them. Only these module-level bars are replaced."""
+    quiet = functools.partial(tqdm, disable=True)
+    with mock.patch.object(torch_ops, "_tqdm", quiet), mock.patch.object(pass_pipeline, "tqdm", quiet):
+        yield
+
+
 def convert(traced, inputs, outputs) -> ct.models.MLModel:
+    with _no_progress_bars():
+        return _convert(traced, inputs, outputs)
+
+
+def _convert(traced, inputs, outputs) -> ct.models.MLModel:
     return ct.convert(
         traced,
         inputs=[ct.TensorType(name=n, shape=s, dtype=np.float32) for n, s in inputs],

@@ -123,15 +123,10 @@ def test_gate8_fails_over_size_or_latency():
     assert g.budget(5.0, 50.0, TH).verdict == g.FAIL
 
 
-def test_gate9_is_pending_until_signed_and_fails_on_a_failed_mode(tmp_path):
-    path = tmp_path / "signoff.json"
-    assert g.listening(path).verdict == g.PENDING
-    path.write_text(json.dumps({"signed_by": "A. Listener", "date": "2026-11-24", "modes": {m: "pass" for m in contract.MODES}}))
-    assert g.listening(path).verdict == g.PASS
-    path.write_text(json.dumps({"signed_by": "A. Listener", "modes": {**{m: "pass" for m in contract.MODES}, "aurora_veil": "fail"}}))
-    assert g.listening(path).verdict == g.FAIL
-    path.write_text(json.dumps({"signed_by": "", "modes": {m: "pass" for m in contract.MODES}}))
-    assert g.listening(path).verdict == g.PENDING
+def test_gate9_rows_follow_the_human_records():
+    assert g.listening(("pending", "not signed yet")).verdict == g.PENDING
+    assert g.listening(("pass", "all pass, signed by A. Listener on 2026-11-24")).verdict == g.PASS
+    assert g.on_device(("fail", "failed: v6_swap")).verdict == g.FAIL
 
 
 def _gates(verdicts):
@@ -141,6 +136,9 @@ def _gates(verdicts):
 def test_use_v6_models_is_false_when_any_automatic_gate_fails():
     assert g.decision(_gates([g.PASS] * 8 + [g.PENDING])) == ("RELEASED", True)
     assert g.decision(_gates([g.PASS] * 9)) == ("FULLY SHIPPED", True)
+    listened = g.listening(("pass", "all pass"))
+    assert g.decision(_gates([g.PASS] * 8) + [listened, g.on_device(("pending", "not signed yet"))]) == ("RELEASED", True)
+    assert g.decision(_gates([g.PASS] * 8) + [listened, g.on_device(("pass", "both pass"))]) == ("FULLY SHIPPED", True)
     for i in range(8):
         verdicts = [g.PASS] * 8 + [g.PASS]
         verdicts[i] = g.FAIL

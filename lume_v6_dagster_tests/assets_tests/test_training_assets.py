@@ -18,8 +18,9 @@ from lume_v6_dagster.resources import ArtifactStore, CaptureStore, TrainingHost
 from lume_v6_dagster_tests.assets_tests.test_capture_assets import ASSETS as CAPTURE_ASSETS
 
 TRAINING_ASSETS = [training.dataset_split, training.san_v6, training.encoder_flow_v6, training.v5_baseline]
-RELEASE_ASSETS = [release.coreml_packages, release.smoke_test, release.acceptance_report, release.release_bundle]
+RELEASE_ASSETS = [release.coreml_packages, release.smoke_test, release.listening_previews, release.acceptance_report, release.release_bundle]
 ALL = [*CAPTURE_ASSETS, *TRAINING_ASSETS, *RELEASE_ASSETS]
+SHORT_CLIPS = {"ops": {"listening_previews": {"config": {"seconds": 3.0}}}}  # the clips' content is tested elsewhere
 
 
 def finder_litter(folder: Path) -> None:
@@ -46,14 +47,15 @@ def trained(tmp_path_factory, sim_root):
     (root / ids[0] / "session.jsonl").open("a").write("\n")  # changed after ingest: must be left out
     finder_litter(root / ids[1])  # not a change: must stay in
     selection = TRAINING_ASSETS + RELEASE_ASSETS
-    result = dg.materialize(ALL, selection=selection, instance=instance, resources=resources)
+    result = dg.materialize(ALL, selection=selection, instance=instance, resources=resources, run_config=SHORT_CLIPS)
     assert result.success
     return instance, resources, result, ids
 
 
 def materialize(trained, selection, **resources):
     instance, base, *_ = trained
-    return dg.materialize(ALL, selection=selection, instance=instance, resources={**base, **resources}, raise_on_error=False)
+    config = SHORT_CLIPS if release.listening_previews in selection else None
+    return dg.materialize(ALL, selection=selection, instance=instance, resources={**base, **resources}, raise_on_error=False, run_config=config)
 
 
 def meta(result, name) -> dict:
@@ -78,10 +80,12 @@ def test_training_assets_materialize_with_metrics(trained):
     assert meta(result, "smoke_test")["passed"] is True
     report = meta(result, "acceptance_report")
     gates = json.loads(Path(report["gates_json"]).read_text())
-    assert [g["number"] for g in gates["gates"]] == list(range(1, 10))
+    assert [g["number"] for g in gates["gates"]] == [*range(1, 10), 9]  # gate 9, then the on-device record beside it
     assert gates["gates"][0]["verdict"] == "FAIL"  # 9 tracks < 30: coverage must fail, so V6 is not used
     page = open(report["report_html"]).read()
-    assert report["useV6Models"] is False and "<img" in page
+    assert report["useV6Models"] is False and "<img" in page and '<audio controls' in page
+    assert "![" in report["plots"] and "data:image/png;base64," in report["plots"]  # shown in the UI, not linked
+    assert isinstance(report["encoder_flow_v6_fd_ratio"], float) and isinstance(report["mode_accuracy"], float)
     assert f"<code>{ids[0]}</code>: capture changed after ingest (session.jsonl)" in page and "determinism (encoder_flow_v6)" in page and "-j train" in page
     manifest = json.loads(open(f"{meta(result, 'release_bundle')['bundle']}/manifest.json").read())
     assert manifest["useV6Models"] is False and manifest["dataset_fingerprint"] == split["fingerprint"]
@@ -104,7 +108,7 @@ def test_bundle_refuses_packages_its_report_did_not_judge(trained):
     assert not alone.success
     failure = next(e for e in alone.all_events if e.is_step_failure).event_specific_data.error.message
     assert "did not judge the packages" in failure and "FlowGenerator1StepV6" in failure
-    judged = materialize(trained, [release.smoke_test, release.acceptance_report, release.release_bundle])
+    judged = materialize(trained, [release.smoke_test, release.listening_previews, release.acceptance_report, release.release_bundle])
     assert judged.success  # judged first, then shipped
 
 

@@ -1,0 +1,132 @@
+"""Listening previews: what a person hears before signing off gate 9.
+
+One held-out body sequence (real dynamics from a validation track) is played through the
+shipped one-step path, ConditioningEncoder -> FlowGenerator1Step, frame by frame at the pair
+rate and batch 1 as on the phone, once per mode and once per emotion, with the same noise.
+The log-mel frames go back to audio with librosa's mel inversion (NNLS to a linear
+spectrogram, then Griffin-Lim) at the pairs' STFT and mel settings. The track's own audio
+through the same mel round trip is the reference: it is what the inversion alone does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+import torch
+
+from lume_v6_dagster import contract, plots
+from lume_v6_dagster.atomic_files import atomic_path, write_json
+from lume_v6_dagster.pairs import N_FFT, Pairs, PairsConfig
+
+CLIP_SECONDS = 20.0
+GRIFFIN_LIM_ITERATIONS = 32
+PEAK = 0.99  # a clip louder than this is scaled down, never clipped
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str  # file stem: v6-sky_garden, v6-emotion-release, v5, reference
+    model: str  # V6, V5 or reference
+    mode: str | None
+    emotion: str | None
+    seconds: float
+    wav: str
+    spectrogram: str
+
+
+@dataclass(frozen=True)
+class Window:
+    """A body sequence on a dense grid at the pair rate: real frames, gaps held from the last one."""
+
+    track_id: str
+    start: float  # seconds into the session
+    conditioning: np.ndarray  # (F, 141) as recorded: the track's mode and emotion
+    latent: np.ndarray  # (F, 64) dB: the track's own music
+    real_share: float  # frames that are real pairs, not held across a dropout
+
+
+def body_window(pairs: Pairs, seconds: float, pair_hz: float) -> Window:
+    """The `seconds` of the track with the most real pairs (gaps are dropouts or low confidence)."""
+    n = int(round(seconds * pair_hz))
+    index = np.round(pairs.t * pair_hz).astype(np.int64)  # grid slot of each pair
+    if index[-1] - index[0] + 1 < n:
+        raise ValueError(f"{pairs.track_id}: {(index[-1] - index[0] + 1) / pair_hz:.1f} s of pairs, shorter than a {seconds:.0f} s clip")
+    present = np.zeros(index[-1] + 1, dtype=np.int64)
+    present[index] = 1
+    counts = np.convolve(present, np.ones(n, dtype=np.int64), mode="valid")[index[0]:]
+    first = index[0] + int(np.argmax(counts))
+    rows = np.searchsorted(index, np.arange(first, first + n), side="right") - 1  # last real pair at or before each slot
+    return Window(pairs.track_id, first / pair_hz, pairs.conditioning[rows], pairs.target_latent[rows], float(counts.max() / n))
+
+
+def with_labels(conditioning: np.ndarray, mode: int | None = None, emotion: int | None = None) -> np.ndarray:
+    """The same body with the mode and/or emotion one-hot set for every frame."""
+    out = conditioning.copy()
+    for value, part in ((mode, contract.MODE_SLICE), (emotion, contract.EMOTION_SLICE)):
+        if value is not None:
+            out[:, part] = 0.0
+            out[:, part.start + value] = 1.0
+    return out
+
+
+@torch.no_grad()
+def one_step_frames(encoder: torch.nn.Module, generator: torch.nn.Module, conditioning: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """(F, 64) dB frames, one batch-1 call per frame, as the app calls the exported packages."""
+    width = encoder.cfg.in_dim  # 141 for V6, 64 for the V5 recipe
+    frames = [generator(encoder(torch.from_numpy(conditioning[i:i + 1, :width])), torch.from_numpy(noise[i:i + 1]))
+              for i in range(len(conditioning))]
+    return torch.cat(frames).numpy()
+
+
+def to_audio(mel_db: np.ndarray, pair_hz: float, seed: int) -> np.ndarray:
+    """Log-mel dB frames (F, 64) -> mono waveform at the analysis rate, via librosa's mel inversion.
+
+    As `librosa.feature.inverse.mel_to_stft` (NNLS onto the pairs' mel bank), on power scaled to a
+    maximum of 1: NNLS is scale-equivariant, but its L-BFGS tolerance is absolute, and loud
+    generated frames took minutes per clip unscaled (1.5 s scaled).
+    """
+    hop = PairsConfig(pair_hz=pair_hz).hop
+    power = librosa.db_to_power(mel_db.T.astype(np.float64))
+    scale = float(power.max())
+    basis = librosa.filters.mel(sr=contract.SAMPLE_RATE, n_fft=N_FFT, n_mels=contract.LATENT_DIM)
+    stft = np.sqrt(librosa.util.nnls(basis, power / scale) * scale)
+    y = librosa.griffinlim(stft, n_iter=GRIFFIN_LIM_ITERATIONS, hop_length=hop, n_fft=N_FFT, random_state=seed,
+                           length=(len(mel_db) - 1) * hop)  # centred frames: F frames span (F - 1) hops
+    peak = float(np.abs(y).max())
+    return (y * (PEAK / peak if peak > PEAK else 1.0)).astype(np.float32)
+
+
+def _write(out_dir: Path, name: str, mel_db: np.ndarray, title: str, pair_hz: float, seed: int) -> tuple[str, str, float]:
+    y = to_audio(mel_db, pair_hz, seed)
+    with atomic_path(out_dir / f"{name}.wav", suffix=".wav") as tmp:
+        sf.write(tmp, y, contract.SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    plots.spectrogram(mel_db, contract.SAMPLE_RATE, PairsConfig(pair_hz=pair_hz).hop, title, out_dir / f"{name}.png")
+    return f"{name}.wav", f"{name}.png", len(y) / contract.SAMPLE_RATE
+
+
+def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float = CLIP_SECONDS,
+           pair_hz: float = PairsConfig().pair_hz, seed: int = 0) -> list[Clip]:
+    """Every clip of one listening session, written to `out_dir` with previews.json; deterministic for a seed."""
+    window = body_window(pairs, seconds, pair_hz)
+    cond = window.conditioning
+    own_mode = int(cond[0, contract.MODE_SLICE].argmax())
+    emotion = int(np.bincount(cond[:, contract.EMOTION_SLICE].argmax(1), minlength=len(contract.EMOTIONS)).argmax())
+    noise = np.random.default_rng(seed).standard_normal((len(cond), contract.NOISE_DIM)).astype(np.float32)
+    jobs = [(f"v6-{m}", "V6", i, emotion, with_labels(cond, i, emotion)) for i, m in enumerate(contract.MODES)]
+    jobs += [(f"v6-emotion-{e}", "V6", own_mode, i, with_labels(cond, own_mode, i)) for i, e in enumerate(contract.EMOTIONS) if i != emotion]
+    clips = []
+    for name, model, mode, emo, c in jobs + [("v5", "V5", None, None, cond)]:
+        frames = one_step_frames(*(v6 if model == "V6" else v5), c, noise)
+        labels = f"{contract.MODES[mode]}, {contract.EMOTIONS[emo]}" if mode is not None else "no mode or emotion input"
+        wav, png, length = _write(out_dir, name, frames, f"{model}: {labels}", pair_hz, seed)
+        clips.append(Clip(name, model, contract.MODES[mode] if mode is not None else None,
+                          contract.EMOTIONS[emo] if emo is not None else None, length, wav, png))
+    wav, png, length = _write(out_dir, "reference", window.latent, f"reference: {pairs.track_id} through the mel round trip", pair_hz, seed)
+    clips.append(Clip("reference", "reference", contract.MODES[own_mode], None, length, wav, png))
+    write_json(out_dir / "previews.json", {"track_id": window.track_id, "start_seconds": window.start, "seconds": seconds,
+                                           "real_share": window.real_share, "seed": seed, "clips": [asdict(c) for c in clips]})
+    return clips

@@ -1,0 +1,59 @@
+"""Running the project's jobs from the command line, on the instance under DAGSTER_HOME.
+
+In process (the embedded demo, the sign-off), or through the deployment's executor
+(`execute_job` on a reconstructable job: in two-host, steps go to the Celery workers), with
+training progress read from the run's event log either way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+
+from lume_v6_dagster import progress
+from lume_v6_dagster.definitions import build_defs
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the runs' full logs stay in the UI
+
+
+def resolved_job(name: str) -> dg.JobDefinition:
+    """A job of the code location, resolved with today's environment (workers reconstruct it by this name)."""
+    return build_defs().resolve_job_def(name)
+
+
+def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, through_executor: bool = False) -> dg.DagsterRun:
+    """Run job `name` to its end and return the finished run; training progress is shown as it happens.
+
+    In process by default. `through_executor` goes through the job's executor instead (Celery
+    in two-host), which `execute_in_process` would ignore.
+    """
+    tags = dict(tags or {})
+    if through_executor:
+        started = time.time()
+        job = dg.build_reconstructable_job("lume_v6_dagster.runs", "resolved_job", reconstructable_args=(name,))
+        with progress.shown(instance, lambda: _newest_run(instance, name, started)):
+            result = dg.execute_job(job, instance, run_config=QUIET, tags=tags)
+        return instance.get_run_by_id(result.run_id)
+    run_id, partition = str(uuid.uuid4()), tags.pop("dagster/partition", None)
+    with progress.shown(instance, lambda: run_id):
+        resolved_job(name).execute_in_process(instance=instance, run_config=QUIET, tags=tags, run_id=run_id,
+                                              partition_key=partition, raise_on_error=False)
+    return instance.get_run_by_id(run_id)
+
+
+def _newest_run(instance: dg.DagsterInstance, name: str, since: float) -> str | None:
+    runs = instance.get_run_records(dg.RunsFilter(job_name=name), limit=1)
+    return runs[0].dagster_run.run_id if runs and runs[0].create_timestamp.timestamp() >= since - 1 else None
+
+
+def latest_report(instance: dg.DagsterInstance) -> tuple[Path, dict] | None:
+    """(report.html, gates.json) of the newest acceptance report, or None before the first one."""
+    event = instance.get_latest_materialization_event(dg.AssetKey("acceptance_report"))
+    if event is None:
+        return None
+    meta = event.asset_materialization.metadata
+    return Path(meta["report_html"].value), json.loads(Path(meta["gates_json"].value).read_text())
