@@ -49,13 +49,58 @@ def validate(paths):
 @click.option("--minutes", default=None, type=float, help="Session length (default: the profile's).")
 @click.option("--profile", type=click.Choice(["full", "demo", "tiny"]), default="demo", show_default=True)
 @click.option("--seed", default=0, show_default=True)
-def demo(n_tracks, minutes, profile, seed):
+@click.option("--deploy", type=click.Choice(["embedded", "two-host"]), default="embedded", show_default=True,
+              help="two-host: local PostgreSQL and Redis, a mac4 and a mac5 worker; every step runs on a worker.")
+def demo(n_tracks, minutes, profile, seed, deploy):
     """Simulate captures (if absent) and run the whole chain through Dagster."""
     from lume_v6_dagster import demo as demo_mod
 
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
-    result = demo_mod.run(n_tracks, minutes, profile, seed, echo=click.echo)
-    click.echo(result)
+    entry = demo_mod.run_two_host if deploy == "two-host" else demo_mod.run
+    click.echo(entry(n_tracks, minutes, profile, seed, echo=click.echo))
+
+
+@main.command()
+@click.argument("action", type=click.Choice(["start", "stop", "status"]))
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=Path(".services"), show_default=True)
+@click.option("--pg-port", default=5433, show_default=True)
+@click.option("--redis-port", default=6380, show_default=True)
+def services(action, root, pg_port, redis_port):
+    """Local PostgreSQL (the shared instance) and Redis (the broker) on loopback, for development and tests."""
+    from lume_v6_dagster.services import ServiceError, Services
+
+    local = Services(root=root, pg_port=pg_port, redis_port=redis_port)
+    try:
+        if action == "start":
+            click.echo("started; the UI, the daemon and every worker need:")
+            click.echo("\n".join(f"export {k}={v}" for k, v in local.start().items()))
+        elif action == "stop":
+            click.echo(f"stopped: {', '.join(local.stop()) or 'nothing was running'}")
+        for name, state in local.status().items():
+            click.echo(f"{name}: {state}")
+    except ServiceError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@main.command("worker")
+@click.option("--name", required=True, help="Worker name, e.g. mac4 or mac5 (the host name is appended).")
+@click.option("--queue", required=True, help="Queue it serves: 'dagster' (ingest, release: Mac4) or 'mac5' (training).")
+def worker_command(name, queue):
+    """A dagster-celery worker bound to one queue; refuses to start if it cannot reach what its steps need."""
+    from lume_v6_dagster import deployment, worker
+    from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT, DEFAULT_CAPTURE_ROOT
+
+    os.environ["LUME_DEPLOYMENT"] = "two-host"
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster-two-host").resolve())))
+    try:
+        deployment.prepare_instance_home(home)
+        problems = deployment.unreachable(os.environ.get("LUME_CAPTURE_ROOT", DEFAULT_CAPTURE_ROOT),
+                                          os.environ.get("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    if problems:
+        raise click.ClickException(f"worker {name} not started:\n  - " + "\n  - ".join(problems))
+    sys.exit(worker.start(name, queue, echo=click.echo))
 
 
 @main.command()

@@ -11,21 +11,29 @@ from pathlib import Path
 import dagster as dg
 from tqdm import tqdm
 
-from lume_v6_dagster import runs
+from lume_v6_dagster import deployment, runs, worker
 from lume_v6_dagster.acceptance.gates import Gate, table
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT, DEFAULT_CAPTURE_ROOT
 from lume_v6_dagster.schedules import training_decision
+from lume_v6_dagster.services import DEFAULT_DIR as DEFAULT_SERVICES
+from lume_v6_dagster.services import Services
 from lume_v6_dagster.simulate import plan_tracks, simulate
 
 PROFILE_MINUTES = {"full": 15.0, "demo": 3.0, "tiny": 0.5}
+TWO_HOST_HOME, TWO_HOST_ARTIFACTS = "./.dagster-two-host", "./data/artifacts-two-host"  # beside the embedded demo's
 
 
-def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=print) -> str:
+def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=print, through_executor: bool = False) -> str:
+    """Simulate (if absent), ingest every track, train and release; returns the report's path.
+
+    `through_executor` sends every step through the deployment's executor (Celery workers in
+    two-host) instead of running it in this process.
+    """
     capture_root = Path(os.environ.setdefault("LUME_CAPTURE_ROOT", DEFAULT_CAPTURE_ROOT))
     os.environ.setdefault("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT)
     os.environ["LUME_TRAINING_PROFILE"] = profile
-    _ensure_instance_yaml(Path(os.environ["DAGSTER_HOME"]))
+    deployment.prepare_instance_home(Path(os.environ["DAGSTER_HOME"]))
 
     plans = plan_tracks(n_tracks, minutes or PROFILE_MINUTES[profile], seed)
     missing = [p for p in plans if not (capture_root / p.track_id).exists()]
@@ -36,9 +44,10 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions(tracks.name, ids)
     done = instance.get_materialized_partitions(dg.AssetKey("track_pairs"))
-    failed = []
+    failed, ran = [], []
     for track in tqdm([t for t in ids if t not in done], desc="ingest tracks", unit="track"):
-        if runs.execute("ingest_track", instance, tags={"dagster/partition": track}).status != dg.DagsterRunStatus.SUCCESS:
+        ran.append(runs.execute("ingest_track", instance, tags={"dagster/partition": track}, through_executor=through_executor))
+        if ran[-1].status != dg.DagsterRunStatus.SUCCESS:
             failed.append(track)
     echo(f"tracks: {len(ids)} ({len(done & set(ids))} reused, {len(failed)} failed)")
     for track in failed:
@@ -47,18 +56,50 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     if isinstance(decision, dg.SkipReason):
         echo(f"training reused: {decision.skip_message}")
         if _newer(instance, "dataset_split", "acceptance_report"):
-            _execute("release", instance, echo, {})
+            ran.append(_execute("release", instance, echo, {}, through_executor=through_executor))
     else:
-        _execute("train", instance, echo, decision.tags, f"training + release ({profile} profile) ...")
+        ran.append(_execute("train", instance, echo, decision.tags, f"training + release ({profile} profile) ...", through_executor))
+    if through_executor:
+        echo(where_table(instance, [r.run_id for r in ran]))
     return _summary(instance, Path(os.environ["LUME_ARTIFACT_ROOT"]), echo)
 
 
-def _ensure_instance_yaml(home: Path) -> None:
-    """dagster.yaml is read from DAGSTER_HOME only: copy the project's there."""
-    home.mkdir(parents=True, exist_ok=True)
-    src = Path(__file__).resolve().parent.parent / "dagster.yaml"
-    if src.exists() and not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(src.read_text())
+def run_two_host(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=print) -> str:
+    """The production topology on one machine: PostgreSQL and Redis (./.services), a mac4 worker on
+    the default queue and a mac5 worker on the training queue; stops all it started."""
+    os.environ["LUME_DEPLOYMENT"] = "two-host"
+    os.environ["LUME_TRAINING_PROFILE"] = profile  # the workers read it when they start
+    for key, default in (("LUME_CAPTURE_ROOT", DEFAULT_CAPTURE_ROOT), ("LUME_ARTIFACT_ROOT", TWO_HOST_ARTIFACTS)):
+        os.environ[key] = str(Path(os.environ.get(key, default)).resolve())
+        Path(os.environ[key]).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ["DAGSTER_HOME"])
+    if (home / "dagster.yaml").exists() and "postgres" not in (home / "dagster.yaml").read_text():
+        os.environ["DAGSTER_HOME"] = str(Path(TWO_HOST_HOME).resolve())  # the embedded demo's SQLite home stays as it is
+    services, workers = Services(root=Path(DEFAULT_SERVICES).resolve()), []
+    try:
+        os.environ.update(services.start())
+        echo(f"services: {', '.join(f'{k} {v}' for k, v in services.status().items())}")
+        for name, queue in (("mac4", deployment.DEFAULT_QUEUE), ("mac5", deployment.TRAINING_QUEUE)):
+            workers.append(worker.launch(name, queue, dict(os.environ), services.root / f"{name}.log"))
+            echo(f"worker {name} ready on queue {queue} (log {services.root / f'{name}.log'})")
+        return run(n_tracks, minutes, profile, seed, echo, through_executor=True)
+    finally:
+        for proc in workers:
+            worker.stop(proc)
+        echo(f"stopped: {len(workers)} workers, {', '.join(services.stop())}")
+
+
+def where_table(instance: dg.DagsterInstance, run_ids: list[str]) -> str:
+    """Markdown table: each asset (step) -> the worker(s) that materialized it, read from the instance."""
+    seen: dict[str, dict[str, int]] = {}
+    for run_id in run_ids:
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+            m = entry.asset_materialization
+            counts = seen.setdefault(m.asset_key.to_user_string(), {})
+            name = m.metadata["worker"].value if "worker" in m.metadata else "?"
+            counts[name] = counts.get(name, 0) + 1
+    rows = [f"| {step} | {', '.join(f'{w} ({n})' for w, n in workers.items())} |" for step, workers in seen.items()]
+    return "| step | ran on (materializations) |\n|---|---|\n" + "\n".join(rows)
 
 
 def _newer(instance: dg.DagsterInstance, upstream: str, downstream: str) -> bool:
@@ -68,11 +109,12 @@ def _newer(instance: dg.DagsterInstance, upstream: str, downstream: str) -> bool
     return down is None or (up is not None and up.timestamp > down.timestamp)
 
 
-def _execute(job: str, instance, echo, tags: dict, message: str | None = None) -> None:
+def _execute(job: str, instance, echo, tags: dict, message: str | None = None, through_executor: bool = False) -> dg.DagsterRun:
     echo(message or f"{job} ...")
-    run = runs.execute(job, instance, tags)
+    run = runs.execute(job, instance, tags, through_executor=through_executor)
     if run.status != dg.DagsterRunStatus.SUCCESS:
         raise SystemExit(f"{job} failed: see run {run.run_id} in the Dagster UI")
+    return run
 
 
 def _summary(instance: dg.DagsterInstance, artifacts: Path, echo) -> str:

@@ -23,6 +23,7 @@ RATIOS = {
     "increment": ["ratio_increment_to_full"],
     "full_scale": ["total_minutes"],
     "one_step": ["fd_samples"],
+    "two_host": ["chain_celery_s", "chain_in_process_s", "speedup_2_workers"],
 }
 
 

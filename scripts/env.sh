@@ -1,5 +1,8 @@
 # Sourced before every project command (see Makefile): the runtime environment.
-export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster}"
+# Two-host (LUME_DEPLOYMENT=two-host): a PostgreSQL instance, so a home of its own (README, "Two machines").
+if [ "${LUME_DEPLOYMENT:-embedded}" = two-host ]; then instance_yaml=dagster.two-host.yaml; default_home=.dagster-two-host
+else instance_yaml=dagster.yaml; default_home=.dagster; fi
+export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/$default_home}"
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"  # librosa's JIT compiles once, not per process
 # MLX's Linux wheel bundles a slow reference BLAS; preload OpenBLAS (scripts/setup.sh installs it).
 for lib in /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 /usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0; do
@@ -9,4 +12,4 @@ done
 export PATH="$PWD/.venv/bin:$PATH"
 # dagster.yaml is read from DAGSTER_HOME only: give a new instance the project's settings.
 mkdir -p "$DAGSTER_HOME"
-[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp "$instance_yaml" "$DAGSTER_HOME/dagster.yaml"

@@ -9,6 +9,7 @@ from lume_v6_dagster import contract
 from lume_v6_dagster.atomic_files import write_json
 from lume_v6_dagster.checksums import sha256_file
 from lume_v6_dagster.capture.folder import file_stats, load_capture, read_capture, fingerprint, schema_violations, sha256_files
+from lume_v6_dagster.deployment import where_it_ran
 from lume_v6_dagster.pairs import PairsConfig, build_pairs, pairs_violations, write_pairs
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore
@@ -46,7 +47,7 @@ def raw_capture(context: dg.AssetExecutionContext, capture_store: CaptureStore, 
               "observed_at": previous["observed_at"] if previous else time.time()}
     write_json(artifact_store.raw_record_path(track), record)
     return dg.MaterializeResult(
-        metadata={"folder": dg.MetadataValue.path(str(folder)), "sha256": checksums, "bytes": sum(record["bytes"].values())},
+        metadata={"folder": dg.MetadataValue.path(str(folder)), "sha256": checksums, "bytes": sum(record["bytes"].values()), **where_it_ran()},
         data_version=dg.DataVersion(fingerprint(checksums)),  # content, not mtimes
     )
 
@@ -79,6 +80,7 @@ def validated_capture(context: dg.AssetExecutionContext, capture_store: CaptureS
         "dropouts": len(s.dropouts),
         "audio_rate": cap.audio_rate,
         "block_stats": _block_stats(cap.arrays.dynamics),
+        **where_it_ran(),
     })
 
 
@@ -100,7 +102,7 @@ def track_pairs(context: dg.AssetExecutionContext, capture_store: CaptureStore, 
     write_pairs(path, pairs)
     digest = sha256_file(path)
     return dg.MaterializeResult(
-        metadata={**pairs.stats, "path": dg.MetadataValue.path(str(path)), "sha256": digest},
+        metadata={**pairs.stats, "path": dg.MetadataValue.path(str(path)), "sha256": digest, **where_it_ran()},
         data_version=dg.DataVersion(digest[:16]),
     )
 

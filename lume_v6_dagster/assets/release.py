@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import torch
+import yaml
 
 from lume_v6_dagster import contract, listening, plots
 from lume_v6_dagster.acceptance import gates as gates_mod
@@ -23,8 +24,9 @@ from lume_v6_dagster.acceptance.measure import Pipeline
 from lume_v6_dagster.acceptance.thresholds import Thresholds
 from lume_v6_dagster.assets.training import encoder_flow_v6, load_split, san_v6, v5_baseline
 from lume_v6_dagster.assets.upstream import recorded
-from lume_v6_dagster.atomic_files import write_json
+from lume_v6_dagster.atomic_files import atomic_path, write_json
 from lume_v6_dagster.dataset import DatasetSplit, load_arrays
+from lume_v6_dagster.deployment import where_it_ran
 from lume_v6_dagster.export.bundle import package_digest, write_bundle
 from lume_v6_dagster.export.coreml import export
 from lume_v6_dagster.export.verify import verify
@@ -33,13 +35,14 @@ from lume_v6_dagster.resources import ArtifactStore
 from lume_v6_dagster.trained_models import load_encoder_flow, load_san
 
 GROUP = "release"
+TRAIN_COMMAND = "dagster job execute -m lume_v6_dagster.definitions -j train"  # through the job's executor
 SMOKE_SAMPLES = 16
 TRAINED = ("encoder_flow_v6", "v5_baseline", "san_v6")
 IO = {**contract.PACKAGES, **contract.V5_PACKAGES}
 CHARTED = ("encoder_flow_v6.val_loss", "encoder_flow_v6.fd_1step", "encoder_flow_v6.fd_16step", "encoder_flow_v6.fd_ratio",
            "v5_baseline.val_loss", "san_v6.val_loss", "mode_accuracy", "sensitivity_ratio_latent", "sensitivity_ratio_controls", "latency_ms")
 # What a trained model's materialization records and the release carries forward.
-PROVENANCE_KEYS = ("run_id", "run_dir", "split_path", "dataset_fingerprint", "profile", "seed", "device", "determinism")
+PROVENANCE_KEYS = ("run_id", "run_dir", "split_path", "dataset_fingerprint", "profile", "seed", "device", "determinism", "worker", "host")
 
 
 @dataclass
@@ -91,7 +94,7 @@ def coreml_packages(context: dg.AssetExecutionContext, artifact_store: ArtifactS
         path = export(module, name, IO[name], out, f"LUME {name} (dataset {trained.split.fingerprint})")
         sizes[name] = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         context.log.info(f"exported {path} ({sizes[name] / 1e6:.2f} MB)")
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata={**where_it_ran(),
         "folder": dg.MetadataValue.path(str(out)), "dataset_fingerprint": trained.split.fingerprint,
         "models": dg.MetadataValue.json(records), "packages_sha256": dg.MetadataValue.json(_digests(out, IO)),
         **{f"{k}_mb": v / 1e6 for k, v in sizes.items()},
@@ -127,7 +130,7 @@ def smoke_test(context: dg.AssetExecutionContext, artifact_store: ArtifactStore)
     write_json(folder / "smoke.json", reports)
     gate = gates_mod.export_parity(reports, Thresholds.load(Path(artifact_store.root) / "thresholds.json"))
     rows = "\n".join(f"| {r['name']} | {r['size_bytes'] / 1e6:.2f} | {', '.join(f'{k} {v:.1e}' for k, v in r['parity'].items())} | {'ok' if not r['problems'] else '; '.join(r['problems'])} |" for r in reports)
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata={**where_it_ran(),
         "passed": gate.verdict == gates_mod.PASS, "result": gate.measured,
         "smoke_path": dg.MetadataValue.path(str(folder / "smoke.json")), "packages_folder": dg.MetadataValue.path(str(folder)),
         "packages": dg.MetadataValue.md("| package | MB | parity (max rel. diff) | result |\n|---|---|---|---|\n" + rows),
@@ -153,7 +156,7 @@ def listening_previews(context: dg.AssetExecutionContext, config: PreviewConfig,
     clips = listening.render(out, read_pairs(trained.pairs_paths[track]), (m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"]),
                              (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"]), seconds=config.seconds, seed=config.seed)
     shown = [c for c in clips if (c.name.startswith("v6-") and "emotion" not in c.name) or c.name == "reference"]
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata={**where_it_ran(),
         "folder": dg.MetadataValue.path(str(out)), "clips": len(clips), "seconds": config.seconds, "track": track,
         "packages_sha256": dg.MetadataValue.json(packages["packages_sha256"]),
         "spectrograms": dg.MetadataValue.md("\n\n".join(plots.markdown_image(out / c.spectrogram, c.name) for c in shown)),
@@ -165,11 +168,22 @@ def _histories(records: dict[str, dict]) -> tuple[dict, dict]:
     return {n: d["history"] for n, d in docs.items()}, {n: d["metrics"] for n, d in docs.items()}
 
 
-def _reproduce(v6: dict) -> str:
+def training_config(profile: str, seed: int) -> dict:
+    """Run config that fixes the training host's profile and seed.
+
+    It travels with the run to whichever worker trains, unlike environment variables of the
+    machine that launches it.
+    """
+    return {"resources": {"training_host": {"config": {"profile": profile, "seed": seed}}}}
+
+
+def _reproduce(v6: dict, out: Path) -> str:
     """The command that retrains these models: the training job, same profile and seed, same data."""
+    config = out / "reproduce.yaml"
+    with atomic_path(config) as tmp:
+        tmp.write_text(yaml.safe_dump(training_config(v6["profile"], v6["seed"])))
     env = {k: os.environ[k] for k in ("LUME_CAPTURE_ROOT", "LUME_ARTIFACT_ROOT") if k in os.environ}
-    env |= {"LUME_TRAINING_PROFILE": v6["profile"], "LUME_TRAINING_SEED": str(v6["seed"])}
-    return (" ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " dagster job execute -w workspace.yaml -j train"
+    return (" ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + f" {TRAIN_COMMAND} -c {shlex.quote(str(config))}"
             f"  # on the same pairs: dataset_split must report fingerprint {v6['dataset_fingerprint']}")
 
 
@@ -195,11 +209,13 @@ def acceptance_report(context: dg.AssetExecutionContext, artifact_store: Artifac
     provenance = {"run_id": context.run.run_id, "dataset_fingerprint": trained.split.fingerprint, "profile": v6["profile"],
                   "seed": v6["seed"], "train_tracks": len(trained.split.train), "val_tracks": ", ".join(trained.split.val),
                   **{f"determinism ({name})": r["determinism"] for name, r in trained.records.items()},
-                  "reproduce": _reproduce(v6)}
+                  **{f"trained on ({name})": f"{r['worker']} (host {r['host']})" for name, r in trained.records.items()},
+                  }
+    out = Path(artifact_store.root) / "release" / "reports" / context.run.run_id
+    provenance["reproduce"] = _reproduce(v6, out)
     m = trained.modules
     reports = json.loads(Path(smoke["smoke_path"]).read_text())
     v6_sha256 = {n: d for n, d in packages["packages_sha256"].items() if n in contract.PACKAGES}
-    out = Path(artifact_store.root) / "release" / "reports" / context.run.run_id
     inputs = Inputs(trained.split, trained.pairs_paths, Pipeline(m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"], m["SANV6"]),
                     histories, metrics, reports, sum(r["size_bytes"] for r in reports if r["name"].endswith("V6")), v6_sha256,
                     Path(artifact_store.root), _report_media(previews, out), provenance)
@@ -210,7 +226,7 @@ def acceptance_report(context: dg.AssetExecutionContext, artifact_store: Artifac
                                     "metrics": result.metrics, "provenance": provenance, "thresholds": thresholds.as_dict(),
                                     "packages_folder": packages["folder"], "packages_sha256": packages["packages_sha256"]})
     context.log.info(f"acceptance: {status}\n{gates_mod.table(result.gates)}")
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata={**where_it_ran(),
         "status": status, "useV6Models": use_v6, "gates": dg.MetadataValue.md(gates_mod.table(result.gates)),
         "dataset_fingerprint": trained.split.fingerprint, "packages_folder": dg.MetadataValue.path(packages["folder"]),
         "packages_sha256": dg.MetadataValue.json(packages["packages_sha256"]), "gates_json": dg.MetadataValue.path(str(out / "gates.json")),
@@ -245,4 +261,4 @@ def release_bundle(context: dg.AssetExecutionContext, artifact_store: ArtifactSt
                 "dataset_fingerprint": split.fingerprint, "normalisation": asdict(split.stats), "reproduce": gates["provenance"]["reproduce"]}
     target = write_bundle(Path(artifact_store.root) / "bundles" / context.run.run_id,
                           [folder / f"{n}.mlpackage" for n in contract.PACKAGES], [v5_dir / f"{n}.mlpackage" for n in contract.V5_PACKAGES], manifest)
-    return dg.MaterializeResult(metadata={"bundle": dg.MetadataValue.path(str(target)), "useV6Models": verdict["useV6Models"], "status": verdict["status"]})
+    return dg.MaterializeResult(metadata={**where_it_ran(), "bundle": dg.MetadataValue.path(str(target)), "useV6Models": verdict["useV6Models"], "status": verdict["status"]})

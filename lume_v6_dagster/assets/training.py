@@ -11,6 +11,7 @@ from lume_v6_dagster import contract, plots
 from lume_v6_dagster.assets.capture import track_pairs
 from lume_v6_dagster.atomic_files import atomic_path, write_json
 from lume_v6_dagster.assets.upstream import recorded
+from lume_v6_dagster.deployment import TRAINING_TAGS, where_it_ran
 from lume_v6_dagster.capture.folder import changed_files
 from lume_v6_dagster.dataset import DatasetSplit, build_split, load_arrays
 from lume_v6_dagster.pairs import pairs_violations
@@ -72,7 +73,8 @@ def dataset_split(context: dg.AssetExecutionContext, capture_store: CaptureStore
                   "train_tracks": len(split.train), "val_tracks": len(split.val), "val_ids": ", ".join(split.val),
                   "train_pairs": split.stats.n, "excluded": len(excluded), "excluded_tracks": dg.MetadataValue.json(excluded),
                   "coverage_minutes": _coverage_table(split.coverage_minutes),
-                  "coverage": dg.MetadataValue.md(plots.markdown_image(heatmap, "minutes of valid pairs per mode x emotion"))},
+                  "coverage": dg.MetadataValue.md(plots.markdown_image(heatmap, "minutes of valid pairs per mode x emotion")),
+                  **where_it_ran()},
         data_version=dg.DataVersion(split.fingerprint),
     )
 
@@ -105,7 +107,7 @@ def _result(context, name: str, run_dir: Path, history: list[dict], metrics: dic
 def _provenance(split: DatasetSplit, split_path: str, host: TrainingHost, determinism: str) -> dict:
     """What downstream assets use to find and describe this model: recorded, never re-derived."""
     return {"dataset_fingerprint": split.fingerprint, "split_path": split_path, "profile": host.profile,
-            "seed": host.seed, "device": host.torch_device(), "determinism": determinism}
+            "seed": host.seed, "device": host.torch_device(), "determinism": determinism, **where_it_ran()}
 
 
 def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v5_recipe: bool = False):
@@ -123,13 +125,13 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
                    _provenance(split, split_path, host, determinism))
 
 
-@dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, kinds={"pytorch"})
+@dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, op_tags=TRAINING_TAGS, kinds={"pytorch"})
 def encoder_flow_v6(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
     """ConditioningEncoder V6 (141 -> 768) + one-step FlowGenerator V6, trained jointly (MeanFlow)."""
     return _train_encoder_flow(context, artifact_store, training_host, "encoder_flow_v6", contract.CONDITIONING_DIM)
 
 
-@dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, kinds={"pytorch"})
+@dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, op_tags=TRAINING_TAGS, kinds={"pytorch"})
 def v5_baseline(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
     """The V5 recipe: first 64 dims only, no mode/emotion, 2 training tracks; same validation tracks.
 
@@ -138,7 +140,7 @@ def v5_baseline(context: dg.AssetExecutionContext, artifact_store: ArtifactStore
     return _train_encoder_flow(context, artifact_store, training_host, "v5_baseline", contract.V5_DYNAMICS_DIM, v5_recipe=True)
 
 
-@dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, kinds={"mlx"})
+@dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, op_tags=TRAINING_TAGS, kinds={"mlx"})
 def san_v6(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
     """SAN V6 in MLX: music latent + 128-D dynamics -> 16 controls, cross-track validated."""
     split, paths, split_path = _recorded_split(context)

@@ -1,0 +1,138 @@
+"""Where runs keep their records and where steps execute, chosen by environment in this one place.
+
+- `embedded` (the default): a SQLite instance under DAGSTER_HOME; steps run in the run's own
+  process (the demo) or its subprocesses (runs launched by the UI, sensor or schedule).
+- `two-host` (`LUME_DEPLOYMENT=two-host`): one Dagster instance on PostgreSQL (`LUME_PG_*`)
+  shared by Mac4 and Mac5, and steps on Celery workers through a Redis broker
+  (`LUME_BROKER_URL`). Training steps carry the training host's queue in their op tags
+  (`TRAINING_TAGS`); every other step goes to the default queue, which Mac4's worker serves.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parent.parent
+QUEUE_TAG = "dagster-celery/queue"
+DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue: ingest and release steps, Mac4's worker
+TRAINING_QUEUE = os.environ.get("LUME_TRAINING_QUEUE", "mac5")
+TRAINING_TAGS = {QUEUE_TAG: TRAINING_QUEUE}
+# Redis re-delivers a message that stays unacknowledged past this; with late acks a running
+# step holds its message, so this must outlast the longest step (a full training: ~25 min).
+VISIBILITY_TIMEOUT = 7 * 24 * 3600
+CONNECT_TIMEOUT = 5  # seconds before an unreachable broker or database is reported
+
+
+def name() -> str:
+    value = os.environ.get("LUME_DEPLOYMENT", "embedded")
+    if value not in ("embedded", "two-host"):
+        raise ValueError(f"LUME_DEPLOYMENT={value!r}: one of embedded, two-host")
+    return value
+
+
+def instance_yaml() -> Path:
+    """The dagster.yaml of this deployment: SQLite (embedded) or PostgreSQL (two-host)."""
+    return REPO / ("dagster.two-host.yaml" if name() == "two-host" else "dagster.yaml")
+
+
+def prepare_instance_home(home: Path) -> Path:
+    """Give DAGSTER_HOME this deployment's dagster.yaml (Dagster reads it from there only)."""
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    if not target.exists():
+        shutil.copy(instance_yaml(), target)
+    elif name() == "two-host" and "postgres" not in target.read_text():
+        raise ValueError(f"{target} keeps runs in SQLite, but LUME_DEPLOYMENT=two-host needs the shared PostgreSQL "
+                         f"instance: point DAGSTER_HOME at another folder, or copy {instance_yaml()} there")
+    return home
+
+
+def broker_url() -> str:
+    url = os.environ.get("LUME_BROKER_URL")
+    if not url:
+        raise ValueError("LUME_BROKER_URL is not set (e.g. redis://mac4.local:6379/0): the two-host deployment needs the broker")
+    return url
+
+
+def result_backend_url() -> str:
+    """LUME_RESULT_BACKEND, else the broker's Redis on the next database number."""
+    if url := os.environ.get("LUME_RESULT_BACKEND"):
+        return url
+    parts = urlsplit(broker_url())
+    db = int(parts.path.strip("/") or 0) + 1
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def celery_config() -> dict:
+    """The Celery executor's config; every worker starts from the same (they must match)."""
+    return {
+        "broker": broker_url(),
+        "backend": result_backend_url(),
+        "config_source": {
+            # A step's message is acknowledged when the step ends, and handed back to the queue if
+            # its worker dies mid-step: a restarted worker runs it again (training resumes from
+            # its checkpoint) instead of the run waiting forever for a result that never comes.
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 1,
+            "worker_concurrency": 1,  # one step at a time per worker: the machines have few cores
+            "broker_connection_timeout": CONNECT_TIMEOUT,
+            "broker_connection_max_retries": 3,
+            "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT, "max_retries": 3,
+                                         "socket_connect_timeout": CONNECT_TIMEOUT},
+            "redis_socket_connect_timeout": CONNECT_TIMEOUT,
+        },
+    }
+
+
+def executor():
+    """The executor for every job: Celery in two-host, else Dagster's default (None)."""
+    if name() != "two-host":
+        return None
+    from celery.exceptions import DuplicateTaskNameWarning
+    from dagster_celery import celery_executor
+
+    # dagster-celery re-creates its one task, identical, for every step it submits from a
+    # process; Celery keeps the first and warns for each later one.
+    warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
+    return celery_executor.configured(celery_config())
+
+
+def unreachable(capture_root: str, artifact_root: str) -> list[str]:
+    """What a worker needs and cannot reach: the instance, the broker, the capture and artifact roots."""
+    problems = []
+    try:
+        import psycopg2
+
+        env = os.environ
+        psycopg2.connect(host=env.get("LUME_PG_HOST", "localhost"), port=int(env.get("LUME_PG_PORT", 5432)),
+                         user=env.get("LUME_PG_USER"), password=env.get("LUME_PG_PASSWORD"), dbname=env.get("LUME_PG_DB", "lume_v6"),
+                         connect_timeout=CONNECT_TIMEOUT).close()
+    except Exception as e:  # noqa: BLE001 - any failure to connect is reported with its reason
+        problems.append(f"the Dagster instance (PostgreSQL at {os.environ.get('LUME_PG_HOST', 'localhost')}:"
+                        f"{os.environ.get('LUME_PG_PORT', 5432)}) cannot be reached: {str(e).strip().splitlines()[0]}")
+    try:
+        import redis
+
+        redis.Redis.from_url(broker_url(), socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT).ping()
+    except Exception as e:  # noqa: BLE001
+        problems.append(f"the broker ({os.environ.get('LUME_BROKER_URL', 'LUME_BROKER_URL unset')}) cannot be reached: {e}")
+    for label, root, write in (("capture root", capture_root, False), ("artifact root", artifact_root, True)):
+        if not Path(root).is_dir():
+            problems.append(f"the {label} {root} does not exist here: both hosts must see it at the same absolute path")
+        elif not os.access(root, os.W_OK if write else os.R_OK):
+            problems.append(f"the {label} {root} is not {'writable' if write else 'readable'} here")
+    return problems
+
+
+def where_it_ran() -> dict[str, str | int]:
+    """Worker, host and process of the step now running: every materialization records them."""
+    from celery import current_task
+
+    worker = getattr(getattr(current_task, "request", None), "hostname", None)
+    return {"worker": worker or os.environ.get("LUME_WORKER_NAME", "in-process"), "host": socket.gethostname(), "pid": os.getpid()}

@@ -1,0 +1,172 @@
+"""Local PostgreSQL and Redis on loopback, for development and tests: start, stop, status.
+
+`lume-v6 services start` runs a private PostgreSQL cluster (the shared Dagster instance) and
+a `redis-server` (the Celery broker and result backend) under `./.services/`. As root,
+PostgreSQL runs as the `postgres` user (initdb refuses root). Everything started is recorded
+with its PID in `services.json`, and stopped by PID. Production uses real servers instead:
+only the environment variables of `env()` change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DEFAULT_DIR = Path(".services")
+DB, USER = "lume_v6", "lume"
+START_TIMEOUT = 60.0
+
+
+class ServiceError(RuntimeError):
+    """A service cannot be found, started or reached; the message says which and why."""
+
+
+@dataclass
+class Services:
+    root: Path = DEFAULT_DIR
+    pg_port: int = 5433
+    redis_port: int = 6380
+    password: str = "lume-local"  # loopback-only development cluster
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "services.json"
+
+    def env(self) -> dict[str, str]:
+        """What the UI, the daemon and every worker need to share this instance and broker."""
+        return {"LUME_DEPLOYMENT": "two-host", "LUME_PG_HOST": "127.0.0.1", "LUME_PG_PORT": str(self.pg_port),
+                "LUME_PG_USER": USER, "LUME_PG_PASSWORD": self.password, "LUME_PG_DB": DB,
+                "LUME_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0"}
+
+    def start(self) -> dict[str, str]:
+        self.root = self.root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        pids = {"postgres": self._start_postgres()}
+        try:
+            pids["redis"] = self._start_redis()
+        except BaseException:
+            stop_pid(pids["postgres"], signal.SIGINT)
+            raise
+        self.state_file.write_text(json.dumps({**asdict(self), "root": str(self.root), "pids": pids}, indent=2))
+        return self.env()
+
+    def status(self) -> dict[str, str]:
+        """Each service: 'up (pid N, port P)' or 'down'."""
+        pids = json.loads(self.state_file.read_text())["pids"] if self.state_file.exists() else {}
+        ports = {"postgres": self.pg_port, "redis": self.redis_port}
+        return {name: f"up (pid {pids.get(name, '?')}, port {port})" if _listening(port) else "down" for name, port in ports.items()}
+
+    def stop(self) -> list[str]:
+        """Stop what `start` recorded, by PID (SIGTERM, then SIGKILL); returns what was stopped."""
+        if not self.state_file.exists():
+            return []
+        pids = json.loads(self.state_file.read_text())["pids"]
+        for name, pid in pids.items():
+            stop_pid(pid, signal.SIGINT if name == "postgres" else signal.SIGTERM)  # SIGINT: PostgreSQL's fast shutdown
+        self.state_file.unlink()
+        return [f"{name} (pid {pid})" for name, pid in pids.items()]
+
+    # --- PostgreSQL -------------------------------------------------------------------------------
+
+    def _as_postgres(self, *cmd: str) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
+
+    def _pg_ctl_start(self, home: Path) -> None:
+        _run(self._as_postgres(_pg_bin("pg_ctl"), "-D", str(home / "data"), "-l", str(home / "postgres.log"), "-w",
+                               "-t", str(int(START_TIMEOUT)), "-o", f"-p {self.pg_port} -k {home} -c listen_addresses=127.0.0.1",
+                               "start"), "PostgreSQL", home / "postgres.log")
+
+    def _start_postgres(self) -> int:
+        if _listening(self.pg_port):
+            raise ServiceError(f"port {self.pg_port} is already in use: stop what holds it or choose another with --pg-port")
+        if os.geteuid() == 0:
+            self.root.chmod(0o755)
+            if subprocess.run(self._as_postgres("test", "-x", str(self.root))).returncode:
+                raise ServiceError(f"PostgreSQL runs as the postgres user, who cannot enter {self.root} (a private folder above it?): "
+                                   "choose a folder it can reach")
+        home = self.root / "postgres"  # owned by the user PostgreSQL runs as: data, log, socket
+        if not (home / "data" / "PG_VERSION").exists():
+            self._initdb(home)
+        self._pg_ctl_start(home)
+        return int((home / "data" / "postmaster.pid").read_text().split()[0])
+
+    def _initdb(self, home: Path) -> None:
+        owner = ["-o", "postgres"] if os.geteuid() == 0 else []
+        _run(["install", "-d", *owner, "-m", "700", str(home)], "PostgreSQL folder")
+        pwfile = home / "initdb.pw"
+        pwfile.write_text(self.password + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres")
+        try:
+            _run(self._as_postgres(_pg_bin("initdb"), "-D", str(home / "data"), "-U", "postgres", "--auth=scram-sha-256",
+                                   f"--pwfile={pwfile}", "-E", "UTF8"), "PostgreSQL initdb")
+        finally:
+            pwfile.unlink()
+        self._pg_ctl_start(home)
+        try:
+            _run([_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres", "-v", "ON_ERROR_STOP=1",
+                  "-c", f"CREATE ROLE {USER} LOGIN PASSWORD '{self.password}'", "-c", f"CREATE DATABASE {DB} OWNER {USER}"],
+                 "PostgreSQL role and database", env={**os.environ, "PGPASSWORD": self.password})
+        finally:
+            _run(self._as_postgres(_pg_bin("pg_ctl"), "-D", str(home / "data"), "-w", "-m", "fast", "stop"), "PostgreSQL")
+
+    # --- Redis --------------------------------------------------------------------------------
+
+    def _start_redis(self) -> int:
+        if _listening(self.redis_port):
+            raise ServiceError(f"port {self.redis_port} is already in use: stop what holds it or choose another with --redis-port")
+        server = shutil.which("redis-server")
+        if server is None:
+            raise ServiceError("redis-server is not installed (scripts/setup.sh installs Debian's redis-server; on macOS: brew install redis)")
+        pidfile, log = self.root / "redis.pid", self.root / "redis.log"
+        _run([server, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--daemonize", "yes", "--pidfile", str(pidfile),
+              "--logfile", str(log), "--dir", str(self.root), "--appendonly", "yes", "--save", ""], "Redis", log)
+        deadline = time.time() + START_TIMEOUT
+        while not (_listening(self.redis_port) and pidfile.exists()):
+            if time.time() > deadline:
+                raise ServiceError(f"Redis did not listen on 127.0.0.1:{self.redis_port} within {START_TIMEOUT:.0f} s; see {log}")
+            time.sleep(0.1)
+        return int(pidfile.read_text())
+
+
+def _pg_bin(name: str) -> str:
+    """A PostgreSQL program: Debian keeps them under /usr/lib/postgresql/<version>/bin, Homebrew on PATH."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    for folder in reversed(versions):
+        if (folder / name).exists():
+            return str(folder / name)
+    if found := shutil.which(name):
+        return found
+    raise ServiceError(f"PostgreSQL's {name} is not installed (scripts/setup.sh installs Debian's postgresql; on macOS: brew install postgresql)")
+
+
+def _run(cmd: list[str], what: str, log: Path | None = None, env: dict | None = None) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=START_TIMEOUT + 30)
+    if done.returncode:
+        tail = log.read_text()[-1500:] if log is not None and log.exists() else ""
+        raise ServiceError(f"{what} failed ({' '.join(cmd[:3])} ...): {(done.stderr or done.stdout).strip()[-1500:]}\n{tail}".strip())
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def stop_pid(pid: int, first: signal.Signals = signal.SIGTERM, grace: float = 10.0) -> None:
+    """`first`, then SIGKILL after `grace` seconds; a PID already gone is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, first)
+        deadline = time.time() + grace
+        while time.time() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
