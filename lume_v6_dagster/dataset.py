@@ -1,4 +1,4 @@
-"""The training dataset: cross-track split, normalisation statistics, fingerprint (SPEC section 3).
+"""The training dataset: cross-track split, normalisation statistics, fingerprint (docs/pairs_and_models.md).
 
 Validation tracks are whole tracks chosen from the track ids alone (a hash, not the order
 they arrived in), stratified by mode so every mode is validated. Statistics see training

@@ -1,4 +1,4 @@
-"""Per-track V6 training pairs (SPEC section 3): conditioning, log-mel latent, engine controls.
+"""Per-track V6 training pairs (docs/pairs_and_models.md): conditioning, log-mel latent, engine controls.
 
 Pairs sit on the session clock at `pair_hz`. Audio features come from one librosa STFT with
 hop = SAMPLE_RATE / pair_hz and centred windows, so feature frame k is centred on pair time

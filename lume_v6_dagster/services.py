@@ -77,7 +77,7 @@ class Services:
     # --- PostgreSQL -------------------------------------------------------------------------------
 
     def _as_postgres(self, *cmd: str) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
+        return [_runuser(), "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else list(cmd)
 
     def _pg_ctl_start(self, home: Path) -> None:
         _run(self._as_postgres(_pg_bin("pg_ctl"), "-D", str(home / "data"), "-l", str(home / "postgres.log"), "-w",
@@ -146,6 +146,14 @@ def _pg_bin(name: str) -> str:
     if found := shutil.which(name):
         return found
     raise ServiceError(f"PostgreSQL's {name} is not installed (scripts/setup.sh installs Debian's postgresql; on macOS: brew install postgresql)")
+
+
+def _runuser() -> str:
+    """util-linux's runuser: in /usr/sbin, which a non-login root shell may not have on PATH."""
+    for found in (shutil.which("runuser"), "/usr/sbin/runuser", "/sbin/runuser"):
+        if found and Path(found).exists():
+            return found
+    raise ServiceError("runuser is not installed (Debian: util-linux): as root, PostgreSQL must run as the postgres user")
 
 
 def _run(cmd: list[str], what: str, log: Path | None = None, env: dict | None = None) -> None:

@@ -1,6 +1,6 @@
 """Synthetic capture sessions that a real capture app could have written.
 
-Mode shapes the music's character (SPEC section 2 table), emotion shapes tempo and energy,
+Mode shapes the music's character (the mode table in docs/capture.md), emotion shapes tempo and energy,
 and the dancer's 128-D dynamics follow the music's onsets, beat and the emotion's energy,
 so every V6 acceptance gate has something real to measure.
 """

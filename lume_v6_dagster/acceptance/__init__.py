@@ -1,1 +1,1 @@
-"""Acceptance: measurements, the 9 hard gates (SPEC section 6) and the report."""
+"""Acceptance: measurements, the 9 hard gates (docs/gates.md) and the report."""

@@ -1,4 +1,4 @@
-"""The 9 hard gates of SPEC section 6: each turns measurements into value, threshold, verdict.
+"""The 9 hard gates (docs/gates.md): each turns measurements into value, threshold, verdict.
 
 Gates are pure functions of their measurements, so each can be driven to FAIL in a test.
 """

@@ -1,1 +1,1 @@
-"""Reading and validating capture folders (SPEC section 2). Raw files are opened read-only."""
+"""Reading and validating capture folders (docs/capture.md). Raw files are opened read-only."""

@@ -1,6 +1,6 @@
 """Trace a PyTorch module, convert it to an mlprogram package and save it atomically.
 
-Contract (SPEC section 5): iOS 17 target, FP16 compute, FP32 inputs and outputs, the I/O
+Contract (docs/pairs_and_models.md): iOS 17 target, FP16 compute, FP32 inputs and outputs, the I/O
 names and shapes of `contract.PACKAGES`.
 """
 

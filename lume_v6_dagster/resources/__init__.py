@@ -1,5 +1,5 @@
 """Where captures and artifacts live. Production is an environment change, not a code change:
-LUME_CAPTURE_ROOT and LUME_ARTIFACT_ROOT override the embedded defaults (SPEC section 8)."""
+LUME_CAPTURE_ROOT and LUME_ARTIFACT_ROOT override the embedded defaults."""
 
 from __future__ import annotations
 
