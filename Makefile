@@ -13,7 +13,7 @@ test: setup  ## the test suite (what CI runs)
 	$(RUN) dagster definitions validate -w workspace.yaml
 	$(RUN) pytest $(ARGS)
 
-bench: setup  ## benchmarks, one JSON line each (ARGS="full_scale" for the 40-minute full chain)
+bench: setup  ## benchmarks, one JSON line each (ARGS="full_scale" for the 33-minute full chain)
 	$(RUN) lume-v6 bench $(ARGS)
 
 ui: setup  ## dagster dev (webserver + daemon: sensor, schedule) on the demo's instance

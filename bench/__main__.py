@@ -1,7 +1,7 @@
 """Run the benchmarks, each in its own process (so peak memory is its own); one JSON line each.
 
   python -m bench                  # every benchmark but full_scale, at the sizes the issue asks
-  python -m bench full_scale       # 30 x 15 min through the whole chain (~40 min on 2 cores)
+  python -m bench full_scale       # 30 x 15 min through the whole chain (~33 min on 2 cores)
   python -m bench one_step         # the one-step ablation behind docs/one_step.md (~2 h)
   python -m bench --quick          # tiny sizes: checks that every benchmark runs (the test suite)
 """
@@ -22,7 +22,7 @@ QUICK = {
     "two_host": ["--tracks", "4", "--minutes", "0.2", "--chain-tracks", "3", "--no-train"],
     "one_step": ["--tracks", "10", "--minutes", "0.5", "--profile", "tiny", "--variants", "today;ema+warmup+distill8", "--seeds", "0", "--v5"],
 }
-LONG = ("full_scale", "one_step")  # run by name only: ~35 min and ~2 h here
+LONG = ("full_scale", "one_step")  # run by name only: ~33 min and ~2 h here
 DEFAULT = [name for name in QUICK if name not in LONG]
 
 

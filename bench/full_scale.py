@@ -2,7 +2,9 @@
 
 It runs the demo path (real Dagster jobs on a fresh instance under --root) and reads each
 stage's time back from the instance. Goal: the whole chain within 60 minutes on 2 cores.
-  python -m bench.full_scale [--root DIR]        # about 40 min here; --root keeps the outputs
+  make bench ARGS="full_scale"                            # about 33 min here
+  . scripts/env.sh && python -m bench.full_scale --root DIR  # --root keeps the outputs
+(scripts/env.sh preloads OpenBLAS for MLX: without it san_v6 alone takes ~12 min here.)
 """
 
 import os

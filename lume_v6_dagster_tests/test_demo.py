@@ -72,6 +72,16 @@ def test_report_has_the_listening_section_with_clips_of_the_requested_length(dem
         assert (audio ** 2).mean() ** 0.5 > 1e-3, f"{clip['name']} is silent"
 
 
+def test_full_dynamics_gate_reads_every_validation_track(demo):
+    """Gate 6 once read the first 128 of its sorted frames: only the first few validation tracks."""
+    tmp, _ = demo
+    (split,) = (json.loads(p.read_text()) for p in (tmp / "art" / "training" / "dataset").glob("*/split.json"))
+    with dg.DagsterInstance.get() as instance:
+        _, verdict = runs.latest_report(instance)
+    (gate6,) = (g for g in verdict["gates"] if g["number"] == 6)
+    assert f"(300 validation frames from {len(split['val'])} tracks)" in gate6["measured"]
+
+
 @pytest.mark.parametrize("args, message", [
     ([*LISTENED[:4], "disco=pass"], "'disco' is not one of"),
     (LISTENED[:4], "missing: aurora_veil"),

@@ -97,9 +97,10 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     stats_ok = compute_stats(read_pairs(inp.pairs_paths[t]) for t in split.train) == split.stats
     rows = _rows(train, CLASSIFIER_ROWS, 0)
     classify = measure.fit_mode_classifier(train["latent"][rows], train["conditioning"][rows, contract.MODE_SLICE].argmax(1))
-    cond = val["conditioning"][_rows(val, EVAL_ROWS, 1)]
+    picked = _rows(val, EVAL_ROWS, 1)  # spread over every validation track; both inference gates read them all
+    cond, picked_tracks = val["conditioning"][picked], len(np.unique(val["track"][picked]))
     modes = measure.mode_conditioning(inp.pipeline, classify, cond)
-    sens = measure.block_sensitivity(inp.pipeline, cond[:128], split.stats.arrays("dynamics")[1])
+    sens = measure.block_sensitivity(inp.pipeline, cond, split.stats.arrays("dynamics")[1])
     ratios = {k: measure.sensitivity_ratio(v) for k, v in sens.items()}
     latency = measure.latency_ms(inp.pipeline)
     cells = np.array(split.coverage_minutes)
@@ -110,7 +111,7 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
         g.encoder_flow(v6["val_loss"], inp.metrics["v5_baseline"]["val_loss"], v6["fd_1step"], v6["fd_16step"], th),
         g.san(inp.metrics["san_v6"]["val_loss"], int(inp.metrics["san_v6"]["params"]), th),
         g.conditioning(modes["accuracy"], modes["distance"], th),
-        g.full_dynamics(ratios["latent"], ratios["controls"], th),
+        g.full_dynamics(ratios["latent"], ratios["controls"], len(cond), picked_tracks, th),
         g.export_parity(inp.smoke, th),
         g.budget(inp.v6_package_bytes / 1e6, latency, th),
         g.listening(signoff.read_record(inp.artifacts, signoff.LISTENING, inp.v6_sha256)),

@@ -77,10 +77,11 @@ def conditioning(accuracy: float, distance: np.ndarray, th: Thresholds) -> Gate:
                 _verdict(accuracy >= th.mode_accuracy_min and closest >= th.mode_distance_min))
 
 
-def full_dynamics(ratio_latent: float, ratio_controls: float, th: Thresholds) -> Gate:
+def full_dynamics(ratio_latent: float, ratio_controls: float, frames: int, tracks: int, th: Thresholds) -> Gate:
     worst = min(ratio_latent, ratio_controls)
     return Gate(6, "inference", "full 128-D input",
-                f"sensitivity dims 64-127 / dims 0-63: latent {ratio_latent:.2f}, controls {ratio_controls:.2f}",
+                f"sensitivity dims 64-127 / dims 0-63: latent {ratio_latent:.2f}, controls {ratio_controls:.2f} "
+                f"({frames} validation frames from {tracks} tracks)",
                 f">= {th.sensitivity_ratio_min} for both",
                 _verdict(worst >= th.sensitivity_ratio_min))
 

@@ -107,13 +107,16 @@ def swap_bodies(c: torch.Tensor, gen: torch.Generator, share: float = Recipe.bod
 def meanflow_loss(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True) -> torch.Tensor:
     """Adaptively weighted MeanFlow loss on a batch; x is the normalised target latent.
 
-    Random draws come from a CPU generator and move to the data's device. The target takes
-    a stop-gradient; with guidance, the sample velocity v is mixed with the model's own
-    unconditional velocity (MeanFlow, section 4.2), so one step samples the guided field.
+    Random draws come from a CPU generator and move to the data's device. The target takes a
+    stop-gradient (so its JVP needs no graph); with guidance, the sample velocity v is mixed with
+    the model's own unconditional velocity (MeanFlow, section 4.2), so one step samples the
+    guided field.
     """
     n, device = len(x), x.device
     noise = torch.randn(x.shape, generator=gen).to(device)
-    r, t = (a.to(device) for a in sample_times(n, gen, recipe, meanflow))
+    r, t = sample_times(n, gen, recipe, meanflow)
+    interval = (r < t).nonzero().squeeze(1).to(device)  # picked on the CPU: a data-dependent shape would stall a GPU
+    r, t = r.to(device), t.to(device)
     dropped = (torch.rand(n, generator=gen) < recipe.cond_dropout).to(device)
     e = torch.where(dropped[:, None], 0.0, enc(c))  # the null condition is a zero embedding
     z = (1 - t)[:, None] * x + t[:, None] * noise
@@ -122,13 +125,29 @@ def meanflow_loss(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: boo
         with torch.no_grad():
             unconditional = flow.velocity(z, t, t, torch.zeros_like(e))
         v = torch.where(dropped[:, None], v, recipe.guidance * v + (1 - recipe.guidance) * unconditional)
-    u, dudt = torch.func.jvp(lambda z, r, t: flow.velocity(z, r, t, e), (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
-    target = (v - (t - r)[:, None] * dudt).detach()
+    u = flow.velocity(z, r, t, e)
+    target = v - (t - r)[:, None] * _path_derivative(flow, z, r, t, e, v, interval)
     err = ((u - target) ** 2).mean(1)
     loss = (err / (err.detach() + 1e-3) ** recipe.weight_power).mean()
     if meanflow and recipe.distill_weight:  # plain MSE: adaptive weights would blow up its near-zero early errors
         loss = loss + recipe.distill_weight * _distillation_error(flow, e.detach(), noise, recipe.distill_steps).mean()
     return loss
+
+
+@torch.no_grad()
+def _path_derivative(flow, z, r, t, e, v, rows: torch.Tensor) -> torch.Tensor:
+    """du/dt along the path: a JVP with tangent (v, 0, 1) over (z, r, t), evaluated on `rows` (r < t).
+
+    Elsewhere its factor (t - r) is zero, and such rows are 75% of a MeanFlow batch and all of
+    a flow-matching one. A full-profile step took 0.6x (flow matching) and 0.8x (MeanFlow) the
+    time of a full-batch JVP (bench/README.md).
+    """
+    dudt = torch.zeros_like(z)
+    if len(rows):
+        e_rows = e[rows]
+        tangent = (v[rows], torch.zeros_like(r[rows]), torch.ones_like(t[rows]))
+        dudt[rows] = torch.func.jvp(lambda z, r, t: flow.velocity(z, r, t, e_rows), (z[rows], r[rows], t[rows]), tangent)[1]
+    return dudt
 
 
 def _distillation_error(flow, e, noise, steps: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ PROFILES = {
     "demo": Profile(12, 256, 1e-3, 120, 12, 256, 2e-3, 8192),
     # Sized so 30 tracks x 15 min go through the whole chain in about 35 min on 2 cores
     # (bench/full_scale.py): 4.9 M flow samples (320 steps, not 400: the distillation term
-    # costs 21% per MeanFlow step, docs/one_step.md), 8 SAN passes over ~1 M training frames.
+    # costs ~25% per MeanFlow step, docs/one_step.md), 8 SAN passes over ~1 M training frames.
     "full": Profile(30, 512, 5e-4, 320, 8, 512, 1e-3, 16384),
 }
 

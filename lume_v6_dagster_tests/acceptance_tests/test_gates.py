@@ -102,11 +102,11 @@ def test_gate6_fails_for_a_model_that_ignores_dims_64_to_127(toy):
     ones = np.ones(128, dtype=np.float32)
     full = measure.block_sensitivity(measure.Pipeline(ToyEncoder(centres), ToyGenerator(), ToySAN()), cond[:32], ones)
     ratios = [measure.sensitivity_ratio(full[k]) for k in ("latent", "controls")]
-    assert g.full_dynamics(*ratios, TH).verdict == g.PASS
+    assert g.full_dynamics(*ratios, 32, 1, TH).verdict == g.PASS
     v5_like = measure.block_sensitivity(measure.Pipeline(ToyEncoder(centres, dims=slice(0, 64)), ToyGenerator(), ToySAN()), cond[:32], ones)
     ratios = [measure.sensitivity_ratio(v5_like[k]) for k in ("latent", "controls")]
     assert ratios[0] == 0.0
-    assert g.full_dynamics(*ratios, TH).verdict == g.FAIL
+    assert g.full_dynamics(*ratios, 32, 1, TH).verdict == g.FAIL
 
 
 def test_gate7_fails_on_any_package_problem_or_no_package():
@@ -167,7 +167,7 @@ FLIPS = {
     "san_params_tolerance": (0.01, lambda th: g.san(0.2, 132_640, th)),
     "mode_accuracy_min": (0.97, lambda th: g.conditioning(0.96, DISTANCES, th)),
     "mode_distance_min": (2.5, lambda th: g.conditioning(0.96, DISTANCES, th)),
-    "sensitivity_ratio_min": (1.1, lambda th: g.full_dynamics(1.12, 1.07, th)),
+    "sensitivity_ratio_min": (1.1, lambda th: g.full_dynamics(1.12, 1.07, 300, 10, th)),
     "parity_tolerance": (5e-4, lambda th: g.export_parity([OK_PACKAGE], th)),
     "bundle_mb_max": (4.0, lambda th: g.budget(4.7, 0.3, th)),
     "latency_ms_max": (0.25, lambda th: g.budget(4.7, 0.3, th)),

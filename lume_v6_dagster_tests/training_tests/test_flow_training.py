@@ -140,3 +140,37 @@ def test_sample_quality_reports_intervals_and_every_mode(reference):
         assert m[f"{k}_lo"] <= m[k] * 1.5 and m[f"{k}_hi"] >= m[f"{k}_lo"]
     assert m["fd_ratio"] == pytest.approx(m["fd_1step"] / m["fd_16step"])
     assert m["fd_samples"] == PROFILE.eval_samples
+
+
+def test_meanflow_loss_and_gradients_match_the_full_batch_jvp():
+    """The JVP skips rows with r = t; loss and gradients must equal the textbook full-batch form."""
+    from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
+    from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator
+    from lume_v6_dagster.training.flow_training import Recipe, meanflow_loss, sample_times
+
+    torch.manual_seed(0)
+    enc, flow = ConditioningEncoder(EncoderConfig()), FlowGenerator(FlowConfig())
+    for p in flow.parameters():  # adaLN starts at zero, which would hide the time inputs
+        torch.nn.init.normal_(p, std=0.05)
+    c, x = torch.randn(256, contract.CONDITIONING_DIM), torch.randn(256, contract.LATENT_DIM)
+    recipe = Recipe(distill_weight=0.0)
+
+    def reference():
+        gen = torch.Generator().manual_seed(1)
+        noise = torch.randn(x.shape, generator=gen)
+        r, t = sample_times(len(x), gen, recipe)
+        torch.rand(len(x), generator=gen)  # the condition-dropout draw
+        e, z, v = enc(c), (1 - t)[:, None] * x + t[:, None] * noise, noise - x
+        u, dudt = torch.func.jvp(lambda z, r, t: flow.velocity(z, r, t, e), (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
+        err = ((u - (v - (t - r)[:, None] * dudt).detach()) ** 2).mean(1)
+        assert 0.15 < (r < t).float().mean() < 0.35  # a mixed batch: both kinds of rows are tested
+        return (err / (err.detach() + 1e-3)).mean()
+
+    params = list(enc.parameters()) + list(flow.parameters())
+    expected = reference()
+    expected_grads = torch.autograd.grad(expected, params)
+    loss = meanflow_loss(enc, flow, c, x, torch.Generator().manual_seed(1), recipe)
+    grads = torch.autograd.grad(loss, params)
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    for g, want in zip(grads, expected_grads):
+        torch.testing.assert_close(g, want, rtol=1e-4, atol=1e-6)
