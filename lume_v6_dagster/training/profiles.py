@@ -18,9 +18,9 @@ class Profile:
 PROFILES = {
     "tiny": Profile(2, 128, 1e-3, 20, 2, 256, 2e-3, 256),
     "demo": Profile(12, 256, 1e-3, 120, 12, 256, 2e-3, 8192),
-    # Sized so 30 tracks x 15 min go through the whole chain in about 35 min on 2 cores
-    # (bench/full_scale.py): 4.9 M flow samples (320 steps, not 400: the distillation term
-    # costs ~25% per MeanFlow step, docs/one_step.md), 8 SAN passes over ~1 M training frames.
+    # Sized so 30 tracks x 15 min go through the whole chain within 35 min on 2 cores (32.5 min,
+    # bench/full_scale.py): 4.9 M flow samples (320 steps, not 400: the distillation term costs
+    # ~30% per MeanFlow step, docs/one_step.md), 8 SAN passes over ~1 M training frames.
     "full": Profile(30, 512, 5e-4, 320, 8, 512, 1e-3, 16384),
 }
 
