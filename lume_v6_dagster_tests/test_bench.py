@@ -22,7 +22,7 @@ RATIOS = {
     "sensor": ["one_new_growth_first_to_last"],
     "increment": ["ratio_increment_to_full"],
     "full_scale": ["total_minutes"],
-    "one_step": ["fd_samples"],
+    "one_step": ["fd_samples", "mode_accuracy_real_music"],
     "two_host": ["chain_celery_s", "chain_in_process_s", "speedup_2_workers"],
 }
 

@@ -38,6 +38,21 @@ def with_mode(conditioning: np.ndarray, mode: int) -> np.ndarray:
     return out
 
 
+def random_rows(n_total: int, n: int, seed: int) -> np.ndarray:
+    """`n` of `n_total` row indices (all of them if fewer), drawn at random, in order."""
+    return np.sort(np.random.default_rng(seed).choice(n_total, min(n, n_total), replace=False))
+
+
+def mode_classifier(latents: np.ndarray, modes: np.ndarray, rows: int = 20_000):
+    """(predict, accuracy on real music): fitted on `rows` training frames at most (or half of them),
+    then scored on as many of the others, what a generator reproducing the music exactly would score."""
+    fit = random_rows(len(modes), min(rows, len(modes) // 2), 0)
+    classify = fit_mode_classifier(latents[fit], modes[fit])
+    unseen = np.setdiff1d(np.arange(len(modes)), fit)
+    unseen = unseen[:: max(1, len(unseen) // rows)]  # from every training track
+    return classify, float((classify(latents[unseen]) == modes[unseen]).mean())
+
+
 def fit_mode_classifier(latents: np.ndarray, modes: np.ndarray, seed: int = 0, steps: int = 300):
     """Softmax regression on real latents (standardised); returns a predict function."""
     mean, std = latents.mean(0), latents.std(0) + 1e-6
@@ -76,9 +91,9 @@ def block_sensitivity(pipe: Pipeline, conditioning: np.ndarray, dyn_std: np.ndar
     z = torch.from_numpy(np.random.default_rng(seed).standard_normal((len(conditioning), contract.LATENT_DIM)).astype(np.float32))
     out = {}
     for name, fn in (("latent", pipe._latent), ("controls", pipe.controls)):
-        grads = []
-        for k in range(fn(c[:1], z[:1]).shape[1]):  # one backward per output dim
-            (g,) = torch.autograd.grad(fn(c, z)[:, k].sum(), c)
+        y, grads = fn(c, z), []
+        for k in range(y.shape[1]):  # one backward per output dim, through one forward graph
+            (g,) = torch.autograd.grad(y[:, k].sum(), c, retain_graph=True)
             grads.append(g[:, contract.DYNAMICS_SLICE].abs().mean(0).numpy() * dyn_std)
         out[name] = np.mean(grads, axis=0)
     return out
