@@ -15,7 +15,7 @@ from lume_v6_dagster.training.flow_training import RECIPE_NAME
 
 # Validation frames both inference gates read. With 300, a full-profile model's gate 6 ratio was
 # 0.93 to 1.18 and gate 5's accuracy moved by 0.7 points from one draw of frames to another; with
-# 3,000, two draws of gate 6 agree within 0.01 (docs/gates.md).
+# 3,000, two draws of gate 6 gave 1.076 / 1.112 and 1.072 / 1.123 (docs/gates.md).
 EVAL_ROWS = 3_000
 
 
