@@ -1,6 +1,5 @@
 """`lume-v6`: simulate captures, validate a folder by hand, run the demo through Dagster, benchmark."""
 
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -103,43 +102,66 @@ def worker_command(name, queue):
     sys.exit(worker.start(name, queue, echo=click.echo))
 
 
-@main.command()
-@click.option("--by", "by", required=True, help="Who listened (or verified on the iPhone).")
-@click.option("--date", default=lambda: dt.date.today().isoformat(), show_default="today", help="YYYY-MM-DD")
-@click.option("--on-device", is_flag=True, help="Record the on-device verification (v5_chain1=, v6_swap=) instead of the listening test.")
-@click.argument("results", nargs=-1)
-def signoff(by, date, on_device, results):
-    """Sign the V6 packages of the latest report, then judge again; prints the new report's path.
-
-    \b
-    Listening test, every mode:  lume-v6 signoff --by NAME sky_garden=pass turquoise_alcove=pass ...
-    On the iPhone:               lume-v6 signoff --on-device --by NAME v5_chain1=pass v6_swap=pass
-    """
+def _record(kind, by: str, items: list[str], report: str | None, comment: str, echo) -> None:
+    """Bind a record to the report the person judged, append it to the history, then judge again."""
     import dagster as dg
 
     from lume_v6_dagster import contract, runs
     from lume_v6_dagster.acceptance import signoff as records
     from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT
 
-    kind = records.ON_DEVICE if on_device else records.LISTENING
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
+    artifacts = Path(os.environ.get("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT))
     try:
-        records.make_record(kind, by, date, list(results), {})  # the input first: a bad one writes nothing
+        records.parse_input(kind, by, items, comment)  # the input first: a bad one writes nothing
         instance = dg.DagsterInstance.get()
-        if (latest := runs.latest_report(instance)) is None:
-            raise records.SignoffError("no acceptance report yet: run `make demo` or the train job first, then listen to its previews")
-        v6 = {n: d for n, d in latest[1]["packages_sha256"].items() if n in contract.PACKAGES}
-        path = records.write_record(os.environ.get("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT), kind,
-                                    records.make_record(kind, by, date, list(results), v6))
+        chosen = records.choose_report(runs.reports(instance), report, records.last_signed_at(artifacts))
+        v6 = {n: d for n, d in chosen.verdict()["packages_sha256"].items() if n in contract.PACKAGES}
+        path = records.append(artifacts, records.make_record(kind, by, items, chosen.run_id, v6, comment))
     except records.SignoffError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"wrote {path}: {kind.what} by {by.strip()} on {date}, for the packages of {latest[0]}")
+    echo(f"report {chosen.run_id} ({chosen.page}), made {chosen.made_at.isoformat(timespec='seconds')}")
+    echo("V6 packages: " + ", ".join(f"{n} {d[:12]}" for n, d in sorted(v6.items())))
+    echo(f"appended to {path}: {kind.what} by {by.strip()}")
     run = runs.execute("judge", instance)
     if run.status != dg.DagsterRunStatus.SUCCESS:
         raise click.ClickException(f"judging again failed: see run {run.run_id} in the Dagster UI")
     page, verdict = runs.latest_report(instance)
-    click.echo(f"status: {verdict['status']}")
-    click.echo(str(page))
+    echo(f"status: {verdict['status']}")
+    echo(str(page))
+
+
+REPORT_OPTION = click.option("--report", default=None, metavar="RUN_ID",
+                             help="Run id (or its first characters) of the report you judged; needed when several are new.")
+
+
+@main.command()
+@click.option("--by", "by", required=True, help="Who listened (or verified on the iPhone).")
+@REPORT_OPTION
+@click.option("--comment", default="", help="Anything the next person should know.")
+@click.option("--on-device", is_flag=True, help="Record the on-device verification (v5_chain1=, v6_swap=) instead of the listening test.")
+@click.argument("results", nargs=-1)
+def signoff(by, report, comment, on_device, results):
+    """Sign the V6 packages of the report you listened to, then judge again; prints the new report's path.
+
+    \b
+    Listening test, every mode:  lume-v6 signoff --by NAME --report RUN_ID sky_garden=pass turquoise_alcove=pass ...
+    On the iPhone:               lume-v6 signoff --on-device --by NAME v5_chain1=pass v6_swap=pass
+    """
+    from lume_v6_dagster.acceptance import signoff as records
+
+    _record(records.ON_DEVICE if on_device else records.LISTENING, by, list(results), report, comment, click.echo)
+
+
+@main.command()
+@click.option("--by", "by", required=True, help="Who decides to ship the challenger.")
+@click.option("--why", required=True, help="Why it ships although it did worse than the champion.")
+@REPORT_OPTION
+def promote(by, why, report):
+    """Promote the report's V6 over the champion it lost to: a recorded override (who, when, why), then judge again."""
+    from lume_v6_dagster.acceptance import signoff as records
+
+    _record(records.OVERRIDE, by, ["promote=pass"], report, why, click.echo)
 
 
 @main.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)

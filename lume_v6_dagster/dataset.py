@@ -131,4 +131,5 @@ def load_arrays(pairs_paths: dict[str, Path], ids: list[str]) -> dict[str, np.nd
         "latent": np.concatenate([p.target_latent for p in parts]),
         "controls": np.concatenate([p.target_controls for p in parts]),
         "track": np.concatenate([np.full(len(p.t), i) for i, p in enumerate(parts)]),
+        "t": np.concatenate([p.t for p in parts]),
     }

@@ -7,9 +7,11 @@ training progress read from the run's event log either way.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -50,10 +52,28 @@ def _newest_run(instance: dg.DagsterInstance, name: str, since: float) -> str | 
     return runs[0].dagster_run.run_id if runs and runs[0].create_timestamp.timestamp() >= since - 1 else None
 
 
+@dataclass(frozen=True)
+class Report:
+    """One acceptance report as the instance recorded it."""
+
+    run_id: str
+    page: Path  # report.html
+    gates_json: Path
+    made_at: dt.datetime  # UTC
+
+    def verdict(self) -> dict:
+        return json.loads(self.gates_json.read_text())
+
+
+def reports(instance: dg.DagsterInstance, limit: int = 100) -> list[Report]:
+    """The newest acceptance reports, newest first."""
+    records = instance.fetch_materializations(dg.AssetKey("acceptance_report"), limit=limit).records
+    return [Report(r.run_id, Path(r.asset_materialization.metadata["report_html"].value),
+                   Path(r.asset_materialization.metadata["gates_json"].value), dt.datetime.fromtimestamp(r.timestamp, dt.timezone.utc))
+            for r in records]
+
+
 def latest_report(instance: dg.DagsterInstance) -> tuple[Path, dict] | None:
     """(report.html, gates.json) of the newest acceptance report, or None before the first one."""
-    event = instance.get_latest_materialization_event(dg.AssetKey("acceptance_report"))
-    if event is None:
-        return None
-    meta = event.asset_materialization.metadata
-    return Path(meta["report_html"].value), json.loads(Path(meta["gates_json"].value).read_text())
+    newest = reports(instance, limit=1)
+    return (newest[0].page, newest[0].verdict()) if newest else None

@@ -15,9 +15,11 @@ from lume_v6_dagster.cli import main
 LISTENED = [f"{m}=pass" for m in contract.MODES]
 ON_DEVICE = ["v5_chain1=pass", "v6_swap=pass"]
 # The tiny profile trains for seconds on 10 half-minute tracks: it cannot meet the production
-# thresholds, and these tests are about the human records, so the automatic gates are set to pass.
+# thresholds, and these tests are about the human records, so the automatic gates (and the comparison
+# of two tiny retrains with the champion) are set to pass.
 TINY_THRESHOLDS = {"min_tracks": 10, "min_cell_minutes": 0.0, "flow_val_loss_max": 100.0, "one_step_fd_ratio_max": 100.0,
-                   "san_val_loss_max": 100.0, "mode_accuracy_min": 0.0, "mode_distance_min": 0.0, "sensitivity_ratio_min": 0.0}
+                   "san_val_loss_max": 100.0, "mode_accuracy_min": 0.0, "mode_distance_min": 0.0, "sensitivity_ratio_min": 0.0,
+                   "champion_loss_regression_max": 100.0, "champion_fd_regression_max": 100.0, "champion_mode_accuracy_drop_max": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,8 @@ def test_report_has_the_listening_section_with_clips_of_the_requested_length(dem
     tmp, first = demo
     report = Path(first.output.strip().splitlines()[-1])
     page = html.unescape(report.read_text())
-    assert "<h2>Listening</h2>" in page and 'lume-v6 signoff --by "Your Name" sky_garden=pass' in page
+    run_id = runs.reports(dg.DagsterInstance.get())[0].run_id
+    assert "<h2>Listening</h2>" in page and f'lume-v6 signoff --by "Your Name" --report {run_id} sky_garden=pass' in page
     previews = json.loads((report.parent / "listening" / "previews.json").read_text())
     assert len(previews["clips"]) == 11  # 5 modes, 4 more emotions, V5, the reference
     for clip in previews["clips"]:
@@ -90,11 +93,11 @@ def test_inference_gates_read_3000_frames_from_every_validation_track(demo):
     ([*LISTENED[:4], "disco=pass"], "'disco' is not one of"),
     (LISTENED[:4], "missing: aurora_veil"),
     ([*LISTENED[:4], "aurora_veil=ok"], "must be pass or fail"),
-    (["--date", "yesterday", *LISTENED], "is not a date"),
+    (["--report", "no-such-run", *LISTENED], "matches 0 of the 1 newest reports"),
 ])
 def test_bad_sign_off_is_refused_and_writes_nothing(demo, args, message):
     tmp, _ = demo
-    record = tmp / "art" / "listening" / "signoff.json"
+    record = tmp / "art" / "listening" / "signoffs.jsonl"
     before = record.read_bytes() if record.exists() else None
     done = signoff("--by", "A. Listener", *args)
     assert done.exit_code != 0 and message in done.output
@@ -111,24 +114,61 @@ def test_sign_off_before_any_report_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("LUME_ARTIFACT_ROOT", str(tmp_path / "art"))
     done = signoff("--by", "A. Listener", *LISTENED)
     assert done.exit_code != 0 and "no acceptance report yet" in done.output
-    assert not (tmp_path / "art" / "listening" / "signoff.json").exists()
+    assert not (tmp_path / "art" / "listening" / "signoffs.jsonl").exists()
 
 
 def test_both_records_ship_it_and_a_retrain_makes_them_stale(demo, monkeypatch):
     tmp, _ = demo
     (tmp / "art" / "thresholds.json").write_text(json.dumps(TINY_THRESHOLDS))
-    listened = signoff("--by", "A. Listener", "--date", "2026-11-25", *LISTENED)
+    heard = runs.reports(dg.DagsterInstance.get())[0]
+    listened = signoff("--by", "<b>A. Listener</b> | x", "--comment", "*bright* pads", *LISTENED)
     assert listened.exit_code == 0, listened.output
+    assert f"report {heard.run_id}" in listened.output  # what it binds to, printed
     page = Path(listened.output.strip().splitlines()[-1])
     assert page.name == "report.html" and "status: RELEASED" in listened.output  # on-device still pending
     verified = signoff("--on-device", "--by", "A. Tester", *ON_DEVICE)
     assert verified.exit_code == 0 and "status: FULLY SHIPPED" in verified.output, verified.output
+    page = Path(verified.output.strip().splitlines()[-1]).read_text()
+    assert "&lt;b&gt;A. Listener&lt;/b&gt; | x" in page and "<b>A. Listener" not in page and "*bright* pads" in page  # as typed
+    history = [json.loads(line) for line in (tmp / "art" / "listening" / "signoffs.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in history] == ["listening", "on_device"] and history[0]["report_run_id"] == heard.run_id
     with dg.DagsterInstance.get() as instance:
         _, verdict = runs.latest_report(instance)
         assert {area: g["verdict"] for area, g in gate9(verdict).items()} == {"subjective": "PASS", "on-device": "PASS"}
+        assert verdict["champion"]["state"] == "none"  # the first release has no champion
         monkeypatch.setenv("LUME_TRAINING_SEED", "1")  # tonight's retrain: other packages
         assert runs.execute("train", instance).status == dg.DagsterRunStatus.SUCCESS
         _, verdict = runs.latest_report(instance)
     assert verdict["status"] == "RELEASED"
     for g in gate9(verdict).values():
         assert g["verdict"] == "PENDING" and "signed for another model" in g["measured"]
+    champion = verdict["champion"]  # judged against the FULLY SHIPPED bundle, on the same validation tracks
+    assert champion["state"] == "no worse" and champion["champion"]["packages_sha256"] != verdict["packages_sha256"]
+    assert set(champion["metrics"]["champion"]) == {"val_loss", "fd_1step", "sequence_fd", "mode_accuracy"}
+
+
+def test_a_challenger_that_loses_to_the_champion_is_refused_until_a_person_promotes_it(demo, monkeypatch):
+    """After the retrain above: tonight's seed-2 retrain judged with a regression limit no model can meet."""
+    tmp, _ = demo
+    current = json.loads((tmp / "art" / "bundles" / "current.json").read_text())
+    (tmp / "art" / "thresholds.json").write_text(json.dumps({**TINY_THRESHOLDS, "champion_loss_regression_max": -0.999}))
+    monkeypatch.setenv("LUME_TRAINING_SEED", "2")
+    with dg.DagsterInstance.get() as instance:
+        assert runs.execute("train", instance).status == dg.DagsterRunStatus.SUCCESS
+        page, verdict = runs.latest_report(instance)
+    assert verdict["status"] == "NOT RELEASED" and not verdict["useV6Models"] and verdict["champion"]["state"] == "regressed"
+    assert verdict["champion"]["champion"]["bundle"] == current["bundle"]
+    assert "validation loss" in verdict["champion"]["reason"] and "lume-v6 promote" in page.read_text()
+    bundles = sorted((tmp / "art" / "bundles").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    refused = json.loads(bundles[-1].read_text())
+    assert refused["app_keeps"] == current["bundle"] and refused["threshold_overrides"]["champion_loss_regression_max"]["default"] == 0.05
+    assert json.loads((tmp / "art" / "bundles" / "current.json").read_text()) == current  # the app keeps the champion
+    unnamed = CliRunner().invoke(main, ["promote", "--by", "A. Lead", "--why", "seed 2 sounds better on the phone"])
+    assert unnamed.exit_code != 0 and "reports were made since the last sign-off" in unnamed.output  # which one was heard?
+    heard = page.parent.name[:8]
+    promoted = CliRunner().invoke(main, ["promote", "--by", "A. Lead", "--why", "seed 2 sounds better on the phone", "--report", heard])
+    assert promoted.exit_code == 0 and "status: RELEASED" in promoted.output, promoted.output
+    with dg.DagsterInstance.get() as instance:
+        _, verdict = runs.latest_report(instance)
+    assert verdict["champion"]["state"] == "overridden" and verdict["champion"]["override"]["signer"] == "A. Lead"
+    assert json.loads((tmp / "art" / "bundles" / "current.json").read_text())["bundle"] != current["bundle"]

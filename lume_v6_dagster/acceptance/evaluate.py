@@ -7,7 +7,9 @@ import numpy as np
 
 from lume_v6_dagster import contract, plots
 from lume_v6_dagster.acceptance import gates as g
+from lume_v6_dagster.acceptance import champion as champion_mod
 from lume_v6_dagster.acceptance import measure, report, signoff
+from lume_v6_dagster.acceptance.markup import escape
 from lume_v6_dagster.acceptance.thresholds import Thresholds
 from lume_v6_dagster.dataset import DatasetSplit, compute_stats, load_arrays
 from lume_v6_dagster.pairs import read_pairs
@@ -32,6 +34,7 @@ class Inputs:
     artifacts: Path  # where the human records live (listening/)
     previews: dict  # previews.json of listening_previews; its clips sit in <report>/listening/
     provenance: dict
+    champion: champion_mod.Champion | None  # the V6 on the phone, if one was released
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Evaluation:
     figures: dict[str, Path]  # title -> PNG in the report folder
     markdown: Path
     page: Path
+    comparison: champion_mod.Comparison
 
 
 def one_step_section(m: dict) -> str:
@@ -56,7 +60,7 @@ def one_step_section(m: dict) -> str:
         "| mode | FD 1-step | FD 16-step |", "|---|---|---|", *modes])
 
 
-def listening_section(previews: dict, v6_sha256: dict[str, str]) -> str:
+def listening_section(previews: dict, v6_sha256: dict[str, str], run_id: str) -> str:
     """Per mode: the music it must produce, the V6 clip and its spectrogram; then emotions, V5, the reference, how to sign."""
     clips = {c["name"]: c for c in previews["clips"]}
 
@@ -80,10 +84,38 @@ def listening_section(previews: dict, v6_sha256: dict[str, str]) -> str:
         f"### Emotions ({own})", "", head.format("emotion", ""), *emotions, "",
         "### Fallback and reference", "", head.format("clip", ""), *others, "",
         "### Signing", "", "After listening (write `MODE=fail` for a mode that does not sound right):", "",
-        f'```\nlume-v6 signoff --by "Your Name" {listen}\n```', "",
+        f'```\nlume-v6 signoff --by "Your Name" --report {run_id} {listen}\n```', "",
         "After verifying on the iPhone that the previous build runs live with the V5 models (the Chain 1 dispatch fixes), "
-        "then with V6 swapped in:", "", '```\nlume-v6 signoff --on-device --by "Your Name" v5_chain1=pass v6_swap=pass\n```', "",
+        "then with V6 swapped in:", "", f'```\nlume-v6 signoff --on-device --by "Your Name" --report {run_id} v5_chain1=pass v6_swap=pass\n```', "",
         "Both records are bound to these V6 packages: " + ", ".join(f"{n} `{d[:12]}`" for n, d in sorted(v6_sha256.items())) + "."])
+
+
+def champion_section(c: champion_mod.Comparison) -> str:
+    """Challenger and champion side by side, and what the comparison decides."""
+    lines = [f"**{c.state}**: {escape(c.reason)}", ""]
+    if c.champion:
+        lines += [f"Champion: bundle `{c.champion['bundle']}` (release run {c.champion['release_run_id'][:8]}, V6 model run "
+                  f"{c.champion['model_run_id'][:8]}): " + ", ".join(f"{n} `{d[:12]}`" for n, d in sorted(c.champion["packages_sha256"].items())), ""]
+    if c.metrics:
+        lines += [f"Measured on {len(c.tracks)} validation track(s) neither model trained on ({', '.join(c.tracks)}), same frames and noise:", "",
+                  "| metric | tonight (challenger) | champion |", "|---|---|---|"]
+        lines += [f"| {label} | {c.metrics['challenger'][k]:.4g} | {c.metrics['champion'][k]:.4g} |" for k, (label, _) in champion_mod.METRICS.items()]
+    if c.blocks:
+        lines += ["", "To ship it anyway, on purpose and on the record: `lume-v6 promote --by \"Your Name\" --why \"...\" --report RUN_ID`."]
+    return "\n".join(lines)
+
+
+def signoff_section(artifacts: Path, v6_sha256: dict[str, str]) -> str:
+    """The append-only history of the records for these packages (and every unreadable line)."""
+    entries = signoff.for_packages(artifacts, v6_sha256)
+    if not entries:
+        return "No record for these packages yet."
+    rows = [f"| {e.line} | unreadable: {escape(e.error)} | | | | | |" if e.record is None else
+            f"| {e.line} | {escape(e.record.get('kind'))} | {escape(e.record.get('signed_at'))} | {escape(e.record.get('signer'))} "
+            f"({escape(e.record.get('os_user'))}@{escape(e.record.get('host'))}) | {escape(str(e.record.get('report_run_id'))[:8])} | "
+            f"{escape(e.record.get('results'))} | {escape(e.record.get('comment', ''))} |" for e in entries]
+    return "\n".join([f"From `{artifacts / signoff.HISTORY}`, oldest first; the newest record of each kind decides.", "",
+                      "| line | kind | signed at (UTC) | signer (OS user@host) | report | results | comment |", "|---|---|---|---|---|---|---|", *rows])
 
 
 def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
@@ -99,6 +131,9 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     sens = measure.block_sensitivity(inp.pipeline, cond, split.stats.arrays("dynamics")[1])
     ratios = {k: measure.sensitivity_ratio(v) for k, v in sens.items()}
     latency = measure.latency_ms(inp.pipeline)
+    override = signoff.decisive(inp.artifacts, signoff.OVERRIDE, inp.v6_sha256)
+    comparison = champion_mod.compare((inp.pipeline.encoder, inp.pipeline.generator), inp.champion, split, inp.pairs_paths,
+                                      train["latent"], classify, th, override[2] if override[0] == signoff.PASS else None)
     cells = np.array(split.coverage_minutes)
     v6 = inp.metrics["encoder_flow_v6"]
     gates = [
@@ -122,6 +157,9 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     flat = {f"{m}.{k}": float(v) for m, d in inp.metrics.items() for k, v in d.items()}
     flat.update({"mode_accuracy": modes["accuracy"], "mode_accuracy_real_music": real_accuracy, "sensitivity_ratio_latent": ratios["latent"],
                  "sensitivity_ratio_controls": ratios["controls"], "latency_ms": latency})
-    sections = {"One-step generator": one_step_section(v6), "Listening": listening_section(inp.previews, inp.v6_sha256)}
-    md, page = report.write(out_dir, gates, figures, inp.provenance, flat, split.excluded, sections)
-    return Evaluation(gates, flat, figures, md, page)
+    flat.update({f"champion.{who}.{k}": v for who, d in comparison.metrics.items() for k, v in d.items()})
+    sections = {"Champion and challenger": champion_section(comparison), "One-step generator": one_step_section(v6),
+                "Listening": listening_section(inp.previews, inp.v6_sha256, inp.provenance["run_id"]),
+                "Sign-offs": signoff_section(inp.artifacts, inp.v6_sha256)}
+    md, page = report.write(out_dir, gates, comparison, figures, inp.provenance, flat, split.excluded, sections, th.overrides())
+    return Evaluation(gates, flat, figures, md, page, comparison)

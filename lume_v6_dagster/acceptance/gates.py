@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from lume_v6_dagster import contract
+from lume_v6_dagster.acceptance.markup import escape
 from lume_v6_dagster.acceptance.thresholds import Thresholds
 
 PASS, FAIL, PENDING = "PASS", "FAIL", "PENDING"
@@ -123,15 +124,16 @@ def on_device(record: tuple[str, str]) -> Gate:
                 "both steps 'pass', for these V6 packages (lume-v6 signoff --on-device)", VERDICT[record[0]])
 
 
-def decision(gates: list[Gate]) -> tuple[str, bool]:
-    """(status, useV6Models): RELEASED when gates 1-8 pass, FULLY SHIPPED when both human records (9) pass too."""
+def decision(gates: list[Gate], champion_blocks: bool = False) -> tuple[str, bool]:
+    """(status, useV6Models): RELEASED when gates 1-8 pass and V6 is no worse than the champion,
+    FULLY SHIPPED when both human records (9) pass too."""
     automatic = all(g.verdict == PASS for g in gates if g.number <= 8)
-    if not automatic:
+    if not automatic or champion_blocks:
         return "NOT RELEASED", False
     human = [g for g in gates if g.number == 9]
     return ("FULLY SHIPPED" if human and all(g.verdict == PASS for g in human) else "RELEASED"), True
 
 
 def table(gates: list[Gate]) -> str:
-    rows = [f"| {g.number} | {g.area} | {g.name} | {g.measured} | {g.threshold} | **{g.verdict}** |" for g in gates]
+    rows = [f"| {g.number} | {g.area} | {g.name} | {escape(g.measured)} | {g.threshold} | **{g.verdict}** |" for g in gates]
     return "| # | area | gate | measured | threshold | verdict |\n|---|---|---|---|---|---|\n" + "\n".join(rows)

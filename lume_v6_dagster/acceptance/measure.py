@@ -85,6 +85,33 @@ def mode_conditioning(pipe: Pipeline, classify, conditioning: np.ndarray, seed: 
     return {"accuracy": correct / (n * len(conditioning)), "distance": distance, "generated": generated}
 
 
+def consecutive_windows(t: np.ndarray, track: np.ndarray, k: int, most: int) -> np.ndarray:
+    """(W, k) row indices of windows of k consecutive pairs of one track (no dropout gap inside), at most `most`, evenly spread."""
+    step = np.median(np.diff(t)[np.diff(track) == 0]) if len(t) > 1 else 0.0
+    gap = (np.diff(track) != 0) | (np.abs(np.diff(t) - step) > 0.5 * step)
+    broken = np.concatenate([[0], np.cumsum(gap)])  # gaps before each row
+    starts = np.nonzero(broken[k - 1:] == broken[: len(broken) - k + 1])[0]
+    starts = starts[:: max(1, -(-len(starts) // most))]
+    return starts[:, None] + np.arange(k)
+
+
+def principal_axes(x: np.ndarray, dims: int, rows: int = 20_000) -> np.ndarray:
+    """(D, dims) leading principal axes of (n, D) training latents: the reduced space of the sequence FD."""
+    x = x[random_rows(len(x), rows, 0)].astype(np.float64)
+    _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    return vt[:dims].T
+
+
+def sequence_fd(fake: np.ndarray, real: np.ndarray, windows: np.ndarray, axes: np.ndarray) -> float:
+    """Frechet distance between windows of consecutive frames (each frame reduced to `axes`), generated vs real.
+
+    A generator whose frames are each plausible but flicker from one frame to the next is far
+    from the music here, though not in a per-frame FD.
+    """
+    flat = lambda x: (x.astype(np.float64) @ axes)[windows].reshape(len(windows), -1)
+    return frechet_distance(flat(fake), flat(real))
+
+
 def block_sensitivity(pipe: Pipeline, conditioning: np.ndarray, dyn_std: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     """Mean |d output / d normalised input| per dynamics dim, for the latent and the controls."""
     c = torch.from_numpy(conditioning).requires_grad_(True)

@@ -20,6 +20,10 @@ class Thresholds:
     parity_tolerance: float = 2e-2
     bundle_mb_max: float = 50.0
     latency_ms_max: float = 5.0  # encoder + flow + SAN, batch 1, CPU
+    # Tonight's V6 against the champion (the V6 of the last released bundle), same held-out frames and noise.
+    champion_loss_regression_max: float = 0.05  # validation loss at most 5% above the champion's
+    champion_fd_regression_max: float = 0.15  # per-frame and sequence FD at most 15% above (full profile: 90% interval is about +-6%)
+    champion_mode_accuracy_drop_max: float = 0.03  # mode recovery at most 3 points below (a reseed moves it by about 1)
 
     @classmethod
     def load(cls, path: Path | None) -> "Thresholds":
@@ -33,3 +37,9 @@ class Thresholds:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def overrides(self) -> dict[str, dict]:
+        """Every threshold that differs from its default: name -> {value, default}."""
+        default = Thresholds()
+        return {f.name: {"value": getattr(self, f.name), "default": getattr(default, f.name)}
+                for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}

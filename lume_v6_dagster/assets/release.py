@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from lume_v6_dagster import contract, listening, plots
+from lume_v6_dagster.acceptance import champion as champion_mod
 from lume_v6_dagster.acceptance import gates as gates_mod
 from lume_v6_dagster.acceptance.evaluate import Inputs, evaluate
 from lume_v6_dagster.acceptance.measure import Pipeline
@@ -42,7 +43,8 @@ IO = {**contract.PACKAGES, **contract.V5_PACKAGES}
 CHARTED = ("encoder_flow_v6.val_loss", "encoder_flow_v6.fd_1step", "encoder_flow_v6.fd_16step", "encoder_flow_v6.fd_ratio",
            "v5_baseline.val_loss", "san_v6.val_loss", "mode_accuracy", "sensitivity_ratio_latent", "sensitivity_ratio_controls", "latency_ms")
 # What a trained model's materialization records and the release carries forward.
-PROVENANCE_KEYS = ("run_id", "run_dir", "split_path", "dataset_fingerprint", "profile", "seed", "device", "determinism", "worker", "host")
+PROVENANCE_KEYS = ("run_id", "run_dir", "split_path", "dataset_fingerprint", "profile", "seed", "device", "determinism", "worker", "host",
+                   "weights_sha256")
 
 
 @dataclass
@@ -193,6 +195,16 @@ def _report_media(previews: dict, out: Path) -> dict:
     return json.loads((out / "listening" / "previews.json").read_text())
 
 
+def _champion(instance: dg.DagsterInstance, v6_sha256: dict[str, str]) -> champion_mod.Champion | None:
+    """The newest released bundle of other V6 packages, as release_bundle recorded it."""
+    def bundles():
+        for r in instance.fetch_materializations(dg.AssetKey("release_bundle"), limit=100).records:
+            bundle = Path(r.asset_materialization.metadata["bundle"].value)
+            if (bundle / "manifest.json").exists():
+                yield r.run_id, bundle, json.loads((bundle / "manifest.json").read_text())
+    return champion_mod.newest(bundles(), v6_sha256)
+
+
 @dg.asset(group_name=GROUP, deps=[smoke_test, listening_previews], kinds={"html"})
 def acceptance_report(context: dg.AssetExecutionContext, artifact_store: ArtifactStore) -> dg.MaterializeResult:
     """The 9 gates with measured value, threshold and verdict, the listening previews, plots; Markdown + HTML."""
@@ -218,16 +230,19 @@ def acceptance_report(context: dg.AssetExecutionContext, artifact_store: Artifac
     v6_sha256 = {n: d for n, d in packages["packages_sha256"].items() if n in contract.PACKAGES}
     inputs = Inputs(trained.split, trained.pairs_paths, Pipeline(m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"], m["SANV6"]),
                     histories, metrics, reports, sum(r["size_bytes"] for r in reports if r["name"].endswith("V6")), v6_sha256,
-                    Path(artifact_store.root), _report_media(previews, out), provenance)
+                    Path(artifact_store.root), _report_media(previews, out), provenance, _champion(context.instance, v6_sha256))
     thresholds = Thresholds.load(Path(artifact_store.root) / "thresholds.json")
     result = evaluate(inputs, thresholds, out)
-    status, use_v6 = gates_mod.decision(result.gates)
+    status, use_v6 = gates_mod.decision(result.gates, result.comparison.blocks)
     write_json(out / "gates.json", {"status": status, "useV6Models": use_v6, "gates": [x.as_dict() for x in result.gates],
                                     "metrics": result.metrics, "provenance": provenance, "thresholds": thresholds.as_dict(),
+                                    "threshold_overrides": thresholds.overrides(), "champion": result.comparison.as_dict(),
                                     "packages_folder": packages["folder"], "packages_sha256": packages["packages_sha256"]})
+    context.log.info(f"champion: {result.comparison.state}: {result.comparison.reason}")
     context.log.info(f"acceptance: {status}\n{gates_mod.table(result.gates)}")
     return dg.MaterializeResult(metadata={**where_it_ran(),
         "status": status, "useV6Models": use_v6, "gates": dg.MetadataValue.md(gates_mod.table(result.gates)),
+        "champion": f"{result.comparison.state}: {result.comparison.reason}",
         "dataset_fingerprint": trained.split.fingerprint, "packages_folder": dg.MetadataValue.path(packages["folder"]),
         "packages_sha256": dg.MetadataValue.json(packages["packages_sha256"]), "gates_json": dg.MetadataValue.path(str(out / "gates.json")),
         "report_html": dg.MetadataValue.path(str(result.page)),
@@ -255,10 +270,23 @@ def release_bundle(context: dg.AssetExecutionContext, artifact_store: ArtifactSt
     gates = json.loads(Path(verdict["gates_json"]).read_text())
     split, _ = load_split(packages["models"]["encoder_flow_v6"]["split_path"])
     v5_dir = Path(os.environ.get("LUME_V5_FOLDER", folder))
+    comparison = gates["champion"]
     manifest = {"useV6Models": verdict["useV6Models"], "status": verdict["status"],
                 "run_ids": {"release": context.run.run_id, "acceptance": verdict["run_id"], "packages": packages["run_id"],
                             **{name: r["run_id"] for name, r in packages["models"].items()}},
+                "packages_sha256": {n: d for n, d in now.items() if n in contract.PACKAGES},
+                "models": {name: {k: r.get(k) for k in ("run_id", "run_dir", "weights_sha256", "profile", "seed")}
+                           for name, r in packages["models"].items()},
+                "tracks": {"train": split.train, "val": split.val},
+                "champion": comparison, "threshold_overrides": gates["threshold_overrides"],
                 "dataset_fingerprint": split.fingerprint, "normalisation": asdict(split.stats), "reproduce": gates["provenance"]["reproduce"]}
-    target = write_bundle(Path(artifact_store.root) / "bundles" / context.run.run_id,
+    if comparison["blocks"]:
+        manifest["app_keeps"] = comparison["champion"]["bundle"]
+    bundles = Path(artifact_store.root) / "bundles"
+    target = write_bundle(bundles / context.run.run_id,
                           [folder / f"{n}.mlpackage" for n in contract.PACKAGES], [v5_dir / f"{n}.mlpackage" for n in contract.V5_PACKAGES], manifest)
-    return dg.MaterializeResult(metadata={**where_it_ran(), "bundle": dg.MetadataValue.path(str(target)), "useV6Models": verdict["useV6Models"], "status": verdict["status"]})
+    if verdict["useV6Models"]:  # what the app installs: the champion until a challenger is released
+        write_json(bundles / "current.json", {"bundle": str(target), "release_run_id": context.run.run_id, "status": verdict["status"],
+                                             "packages_sha256": manifest["packages_sha256"]})
+    return dg.MaterializeResult(metadata={**where_it_ran(), "bundle": dg.MetadataValue.path(str(target)), "useV6Models": verdict["useV6Models"],
+                                          "status": verdict["status"], "champion": f"{comparison['state']}: {comparison['reason']}"})

@@ -13,6 +13,7 @@ from lume_v6_dagster.atomic_files import atomic_path, write_json
 from lume_v6_dagster.assets.upstream import recorded
 from lume_v6_dagster.deployment import TRAINING_TAGS, where_it_ran
 from lume_v6_dagster.capture.folder import changed_files
+from lume_v6_dagster.checksums import sha256_file
 from lume_v6_dagster.dataset import DatasetSplit, build_split, load_arrays
 from lume_v6_dagster.pairs import pairs_violations
 from lume_v6_dagster.partitions import tracks
@@ -90,7 +91,10 @@ def _recorded_split(context) -> tuple[DatasetSplit, dict[str, Path], str]:
     return (*load_split(split_path), split_path)
 
 
-def _result(context, name: str, run_dir: Path, history: list[dict], metrics: dict, seconds: float, provenance: dict) -> dg.MaterializeResult:
+def _result(context, name: str, weights: Path, history: list[dict], metrics: dict, seconds: float, provenance: dict) -> dg.MaterializeResult:
+    """The materialization; the weights' sha256 travels with it, so whoever loads them later can check them."""
+    run_dir = weights.parent
+    provenance = {**provenance, "weights_sha256": sha256_file(weights)}
     plot = plots.loss_curves({name: history}, run_dir / "loss.png")
     write_json(run_dir / "metrics.json", {"metrics": metrics, "history": history, "seconds": seconds, "provenance": provenance})
     table = "| epoch | train | val |\n|---|---|---|\n" + "\n".join(f"| {r['epoch']} | {r['train_loss']:.4f} | {r['val_loss']:.4f} |" for r in history)
@@ -121,7 +125,7 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
     with atomic_path(run_dir / "model.pt", suffix=".pt") as tmp:
         torch.save({"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,
                     "train_tracks": train_ids, "fingerprint": split.fingerprint}, tmp)
-    return _result(context, name, run_dir, result.history, result.metrics, time.perf_counter() - start,
+    return _result(context, name, run_dir / "model.pt", result.history, result.metrics, time.perf_counter() - start,
                    _provenance(split, split_path, host, determinism))
 
 
@@ -151,4 +155,4 @@ def san_v6(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, tra
     with atomic_path(run_dir / "model.safetensors", suffix=".safetensors") as tmp:
         result.model.save_weights(str(tmp))
     provenance = {**_provenance(split, split_path, training_host, SAN_DETERMINISM), "device": f"mlx {mx.default_device()}"}
-    return _result(context, "san_v6", run_dir, result.history, result.metrics, time.perf_counter() - start, provenance)
+    return _result(context, "san_v6", run_dir / "model.safetensors", result.history, result.metrics, time.perf_counter() - start, provenance)
