@@ -127,6 +127,7 @@ def _summary(instance: dg.DagsterInstance, artifacts: Path, echo) -> str:
         raise SystemExit("no acceptance report was materialized")
     page, verdict = latest
     echo(table([Gate(**x) for x in verdict["gates"]]))
+    echo(f"champion: {verdict['champion']['state']}: {verdict['champion']['reason']}")
     echo(f"status: {verdict['status']} (useV6Models: {str(verdict['useV6Models']).lower()})")
     return str(page)
 

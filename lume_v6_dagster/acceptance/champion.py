@@ -31,6 +31,7 @@ MODE_FRAMES = 3_000  # mode recovery, as gate 5
 SEQUENCE_FRAMES = 8  # K consecutive pairs per window (0.27 s at 30 Hz)
 SEQUENCE_AXES = 8  # each frame reduced to the leading principal axes of the training latents
 SEQUENCE_WINDOWS = 4_096
+AXES_ROWS = 20_000  # training frames the principal axes are fitted on
 # metric -> (what it is, higher is better)
 METRICS = {"val_loss": ("validation loss (own normalised units)", False), "fd_1step": ("FD 1-step, per frame", False),
            "sequence_fd": (f"sequence FD ({SEQUENCE_FRAMES} frames)", False), "mode_accuracy": ("mode recovery", True)}
@@ -108,8 +109,8 @@ class HeldOut:
 def held_out(split: DatasetSplit, pairs_paths: dict[str, Path], tracks: list[str], train_latent: np.ndarray, classify) -> HeldOut:
     arrays = load_arrays(pairs_paths, tracks)
     mean, std = split.stats.arrays("latent")
-    return HeldOut(arrays, (arrays["latent"] - mean) / std, split.stats, classify,
-                   measure.principal_axes((train_latent - mean) / std, SEQUENCE_AXES))
+    sample = train_latent[measure.random_rows(len(train_latent), AXES_ROWS, 0)]
+    return HeldOut(arrays, (arrays["latent"] - mean) / std, split.stats, classify, measure.principal_axes((sample - mean) / std, SEQUENCE_AXES))
 
 
 @torch.no_grad()

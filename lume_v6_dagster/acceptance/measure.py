@@ -95,9 +95,9 @@ def consecutive_windows(t: np.ndarray, track: np.ndarray, k: int, most: int) -> 
     return starts[:, None] + np.arange(k)
 
 
-def principal_axes(x: np.ndarray, dims: int, rows: int = 20_000) -> np.ndarray:
+def principal_axes(x: np.ndarray, dims: int) -> np.ndarray:
     """(D, dims) leading principal axes of (n, D) training latents: the reduced space of the sequence FD."""
-    x = x[random_rows(len(x), rows, 0)].astype(np.float64)
+    x = x.astype(np.float64)
     _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
     return vt[:dims].T
 
