@@ -32,9 +32,8 @@ SEQUENCE_FRAMES = 8  # K consecutive pairs per window (0.27 s at 30 Hz)
 SEQUENCE_AXES = 8  # each frame reduced to the leading principal axes of the training latents
 SEQUENCE_WINDOWS = 4_096
 AXES_ROWS = 20_000  # training frames the principal axes are fitted on
-# metric -> (what it is, higher is better)
-METRICS = {"val_loss": ("validation loss (own normalised units)", False), "fd_1step": ("FD 1-step, per frame", False),
-           "sequence_fd": (f"sequence FD ({SEQUENCE_FRAMES} frames)", False), "mode_accuracy": ("mode recovery", True)}
+METRICS = {"val_loss": "validation loss (own normalised units)", "fd_1step": "FD 1-step, per frame",
+           "sequence_fd": f"sequence FD ({SEQUENCE_FRAMES} frames)", "mode_accuracy": "mode recovery"}
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def regressions(challenger: dict[str, float], champion: dict[str, float], th: Th
     for key, limit in (("val_loss", th.champion_loss_regression_max), ("fd_1step", th.champion_fd_regression_max),
                        ("sequence_fd", th.champion_fd_regression_max)):
         if not challenger[key] <= champion[key] * (1 + limit):
-            worse.append(f"{METRICS[key][0]} {challenger[key]:.4g} vs champion {champion[key]:.4g} "
+            worse.append(f"{METRICS[key]} {challenger[key]:.4g} vs champion {champion[key]:.4g} "
                          f"({challenger[key] / champion[key] - 1:+.1%}; at most {limit:+.0%})")
     drop = champion["mode_accuracy"] - challenger["mode_accuracy"]
     if not drop <= th.champion_mode_accuracy_drop_max:

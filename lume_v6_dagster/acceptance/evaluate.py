@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from lume_v6_dagster import contract, plots
-from lume_v6_dagster.acceptance import gates as g
 from lume_v6_dagster.acceptance import champion as champion_mod
+from lume_v6_dagster.acceptance import gates as g
 from lume_v6_dagster.acceptance import measure, report, signoff
 from lume_v6_dagster.acceptance.markup import escape
 from lume_v6_dagster.acceptance.thresholds import Thresholds
@@ -99,7 +99,7 @@ def champion_section(c: champion_mod.Comparison) -> str:
     if c.metrics:
         lines += [f"Measured on {len(c.tracks)} validation track(s) neither model trained on ({', '.join(c.tracks)}), same frames and noise:", "",
                   "| metric | tonight (challenger) | champion |", "|---|---|---|"]
-        lines += [f"| {label} | {c.metrics['challenger'][k]:.4g} | {c.metrics['champion'][k]:.4g} |" for k, (label, _) in champion_mod.METRICS.items()]
+        lines += [f"| {label} | {c.metrics['challenger'][k]:.4g} | {c.metrics['champion'][k]:.4g} |" for k, label in champion_mod.METRICS.items()]
     if c.blocks:
         lines += ["", "To ship it anyway, on purpose and on the record: `lume-v6 promote --by \"Your Name\" --why \"...\" --report RUN_ID`."]
     return "\n".join(lines)
