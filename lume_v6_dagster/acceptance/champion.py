@@ -99,6 +99,7 @@ class HeldOut:
     stats: Stats  # tonight's: the common units of both FDs
     classify: object  # gate 5's classifier, fitted on tonight's training music
     axes: np.ndarray  # principal axes for the sequence FD, from tonight's training latents
+    windows: np.ndarray  # (W, K) rows of consecutive pairs the sequence FD compares
 
     @property
     def frames(self) -> np.ndarray:
@@ -109,7 +110,8 @@ def held_out(split: DatasetSplit, pairs_paths: dict[str, Path], tracks: list[str
     arrays = load_arrays(pairs_paths, tracks)
     mean, std = split.stats.arrays("latent")
     sample = train_latent[measure.random_rows(len(train_latent), AXES_ROWS, 0)]
-    return HeldOut(arrays, (arrays["latent"] - mean) / std, split.stats, classify, measure.principal_axes((sample - mean) / std, SEQUENCE_AXES))
+    return HeldOut(arrays, (arrays["latent"] - mean) / std, split.stats, classify, measure.principal_axes((sample - mean) / std, SEQUENCE_AXES),
+                   measure.consecutive_windows(arrays["t"], arrays["track"], SEQUENCE_FRAMES, SEQUENCE_WINDOWS))
 
 
 @torch.no_grad()
@@ -121,15 +123,14 @@ def measure_v6(enc, gen, h: HeldOut) -> dict[str, float]:
     own = (torch.from_numpy(x_db) - flow.latent_mean) / flow.latent_std  # the loss in the model's own units, as in training
     rows = h.frames
     loss = float(validation_loss(enc, flow, torch.from_numpy(c[rows]), own[rows]))
-    windows = measure.consecutive_windows(h.arrays["t"], h.arrays["track"], SEQUENCE_FRAMES, SEQUENCE_WINDOWS)
-    used = np.union1d(rows, windows.ravel())
+    used = np.union1d(rows, h.windows.ravel())
     noise = np.random.default_rng(0).standard_normal((len(c), contract.LATENT_DIM)).astype(np.float32)
     pipe = measure.Pipeline(enc, gen, None)
     fake = np.zeros_like(h.latent)
     fake[used] = (pipe.latents(c[used], noise[used]) - mean) / std
     modes = measure.mode_conditioning(pipe, h.classify, c[measure.random_rows(len(c), MODE_FRAMES, 1)])
     return {"val_loss": loss, "fd_1step": frechet_distance(fake[rows].astype(np.float64), h.latent[rows].astype(np.float64)),
-            "sequence_fd": measure.sequence_fd(fake, h.latent, windows, h.axes), "mode_accuracy": modes["accuracy"]}
+            "sequence_fd": measure.sequence_fd(fake, h.latent, h.windows, h.axes), "mode_accuracy": modes["accuracy"]}
 
 
 def regressions(challenger: dict[str, float], champion: dict[str, float], th: Thresholds) -> list[str]:
