@@ -102,7 +102,7 @@ def worker_command(name, queue):
     sys.exit(worker.start(name, queue, echo=click.echo))
 
 
-def _record(kind, by: str, items: list[str], report: str | None, comment: str, echo) -> None:
+def _record(kind, by: str, items: list[str], report: str | None, comment: str) -> None:
     """Bind a record to the report the person judged, append it to the history, then judge again."""
     import dagster as dg
 
@@ -120,15 +120,15 @@ def _record(kind, by: str, items: list[str], report: str | None, comment: str, e
         path = records.append(artifacts, records.make_record(kind, by, items, chosen.run_id, v6, comment))
     except records.SignoffError as e:
         raise click.ClickException(str(e)) from None
-    echo(f"report {chosen.run_id} ({chosen.page}), made {chosen.made_at.isoformat(timespec='seconds')}")
-    echo("V6 packages: " + ", ".join(f"{n} {d[:12]}" for n, d in sorted(v6.items())))
-    echo(f"appended to {path}: {kind.what} by {by.strip()}")
+    click.echo(f"report {chosen.run_id} ({chosen.page}), made {chosen.made_at.isoformat(timespec='seconds')}")
+    click.echo("V6 packages: " + ", ".join(f"{n} {d[:12]}" for n, d in sorted(v6.items())))
+    click.echo(f"appended to {path}: {kind.what} by {by.strip()}")
     run = runs.execute("judge", instance)
     if run.status != dg.DagsterRunStatus.SUCCESS:
         raise click.ClickException(f"judging again failed: see run {run.run_id} in the Dagster UI")
     page, verdict = runs.latest_report(instance)
-    echo(f"status: {verdict['status']}")
-    echo(str(page))
+    click.echo(f"status: {verdict['status']}")
+    click.echo(str(page))
 
 
 REPORT_OPTION = click.option("--report", default=None, metavar="RUN_ID",
@@ -150,7 +150,7 @@ def signoff(by, report, comment, on_device, results):
     """
     from lume_v6_dagster.acceptance import signoff as records
 
-    _record(records.ON_DEVICE if on_device else records.LISTENING, by, list(results), report, comment, click.echo)
+    _record(records.ON_DEVICE if on_device else records.LISTENING, by, list(results), report, comment)
 
 
 @main.command()
@@ -161,7 +161,7 @@ def promote(by, why, report):
     """Promote the report's V6 over the champion it lost to: a recorded override (who, when, why), then judge again."""
     from lume_v6_dagster.acceptance import signoff as records
 
-    _record(records.OVERRIDE, by, ["promote=pass"], report, why, click.echo)
+    _record(records.OVERRIDE, by, ["promote=pass"], report, why)
 
 
 @main.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)
