@@ -46,7 +46,7 @@ LEVERS = {
 def _data(root: Path, tracks: int, minutes: float):
     """Captures and pairs built once under `root` (reused), then split as dataset_split does."""
     from lume_v6_dagster.capture.folder import load_capture
-    from lume_v6_dagster.dataset import build_split, load_arrays
+    from lume_v6_dagster.dataset import build_split
     from lume_v6_dagster.pairs import build_pairs, write_pairs
     from lume_v6_dagster.simulate import plan_tracks, simulate
 
@@ -58,8 +58,7 @@ def _data(root: Path, tracks: int, minutes: float):
         paths[p.track_id] = root / "pairs" / p.track_id / "pairs.npz"
         if not paths[p.track_id].exists():
             write_pairs(paths[p.track_id], build_pairs(load_capture(root / "captures" / p.track_id)))
-    split = build_split(paths)
-    return split, paths
+    return build_split(paths)
 
 
 def _one(args) -> dict:
@@ -79,10 +78,10 @@ def _one(args) -> dict:
     from lume_v6_dagster.assets.training import V5_TRAIN_TRACKS
     from lume_v6_dagster.dataset import load_arrays
 
-    split, paths = _data(Path(root), tracks, minutes)
+    split = _data(Path(root), tracks, minutes)
     v5 = in_dim == contract.V5_DYNAMICS_DIM  # the V5 recipe: 64 dims, two training tracks, as v5_baseline trains it
-    train = load_arrays(paths, sorted(split.train)[:V5_TRAIN_TRACKS] if v5 else split.train)
-    val = load_arrays(paths, split.val)
+    train = load_arrays(split, sorted(split.train)[:V5_TRAIN_TRACKS] if v5 else split.train)
+    val = load_arrays(split, split.val)
     recipe = dataclasses.replace(Recipe(), **{**TODAY, **levers})
     with tempfile.TemporaryDirectory() as ckpt:
         start = time.perf_counter()

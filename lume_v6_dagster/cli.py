@@ -123,7 +123,8 @@ def _record(kind, by: str, items: list[str], report: str | None, comment: str) -
     click.echo(f"report {chosen.run_id} ({chosen.page}), made {chosen.made_at.isoformat(timespec='seconds')}")
     click.echo("V6 packages: " + ", ".join(f"{n} {d[:12]}" for n, d in sorted(v6.items())))
     click.echo(f"appended to {path}: {kind.what} by {by.strip()}")
-    run = runs.execute("judge", instance)
+    judged = {"acceptance_report": {"config": {"packages_run_id": chosen.verdict().get("packages_run_id", "")}}}
+    run = runs.execute("judge", instance, ops=judged)  # the packages that report judged, even if newer ones were exported since
     if run.status != dg.DagsterRunStatus.SUCCESS:
         raise click.ClickException(f"judging again failed: see run {run.run_id} in the Dagster UI")
     page, verdict = runs.latest_report(instance)
@@ -162,6 +163,36 @@ def promote(by, why, report):
     from lume_v6_dagster.acceptance import signoff as records
 
     _record(records.OVERRIDE, by, ["promote=pass"], report, why)
+
+
+@main.command()
+@click.option("--keep", default=5, show_default=True, help="Bundles to keep (newest first), with everything they name.")
+@click.option("--apply", "really", is_flag=True, help="Remove what the dry run lists (refused while a run is in flight).")
+def retention(keep, really):
+    """List (or, with --apply, remove) artifacts no kept bundle and no latest materialization refers to; never captures."""
+    import dagster as dg
+
+    from lume_v6_dagster import retention as retention_mod
+    from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT, DEFAULT_CAPTURE_ROOT
+
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
+    artifacts = Path(os.environ.get("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT))
+    try:
+        plan = retention_mod.plan(dg.DagsterInstance.get(), artifacts, keep, Path(os.environ.get("LUME_CAPTURE_ROOT", DEFAULT_CAPTURE_ROOT)))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    for bundle in plan.keep_bundles:
+        click.echo(f"keep  {bundle}")
+    for path in plan.remove:
+        click.echo(f"{'remove' if really else 'would remove'}  {path}")
+    if not really:
+        click.echo(f"dry run: {len(plan.remove)} path(s), {plan.bytes_freed / 1e6:.1f} MB would be freed; --apply removes them")
+        return
+    try:
+        freed = retention_mod.apply(plan)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"removed {len(plan.remove)} path(s), freed {freed / 1e6:.1f} MB")
 
 
 @main.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)

@@ -18,8 +18,7 @@ import numpy as np
 
 from lume_v6_dagster import contract
 from lume_v6_dagster.atomic_files import write_json
-from lume_v6_dagster.checksums import sha256_file
-from lume_v6_dagster.pairs import Pairs, read_pairs
+from lume_v6_dagster.pairs import Pairs, PairsChanged, read_pairs
 
 VAL_FRACTION = 0.2
 
@@ -84,6 +83,14 @@ class DatasetSplit:
     coverage_minutes: list[list[float]] = field(default_factory=list)  # [mode][emotion], valid pairs, all tracks
     excluded: dict[str, str] = field(default_factory=dict)  # track id -> reason
 
+    def read(self, track: str) -> Pairs:
+        """A track's pairs, refused by the track's name unless the file is the one this split recorded."""
+        try:
+            return read_pairs(Path(self.pairs_paths[track]), self.pairs_sha256[track])
+        except PairsChanged as e:
+            raise PairsChanged(f"track {track}: {e}. Split {self.fingerprint} was computed from other pairs: "
+                               "re-run dataset_split (the `train` job) to train on what the track holds now") from None
+
     def save(self, path: Path) -> None:
         write_json(path, asdict(self))
 
@@ -109,23 +116,23 @@ def fingerprint(pairs_sha256: dict[str, str]) -> str:
 
 def build_split(pairs_paths: dict[str, Path], excluded: dict[str, str] | None = None) -> DatasetSplit:
     """Split the tracks, then compute statistics on the training side only."""
-    shas = {t: sha256_file(p) for t, p in sorted(pairs_paths.items())}
-    modes, cells = {}, np.zeros((len(contract.MODES), len(contract.EMOTIONS)))
-    for t, path in sorted(pairs_paths.items()):  # one read per track for mode and coverage
+    shas, modes, cells = {}, {}, np.zeros((len(contract.MODES), len(contract.EMOTIONS)))
+    for t, path in sorted(pairs_paths.items()):  # one read per track for digest, mode and coverage
         p = read_pairs(path)
-        modes[t] = int(p.conditioning[0, contract.MODE_SLICE].argmax())
+        shas[t], modes[t] = p.sha256, int(p.conditioning[0, contract.MODE_SLICE].argmax())
         add_coverage(cells, p)
     train, val = split_tracks(modes)
     if not train:
         raise ValueError(f"{len(val)} track(s) all go to validation (every mode needs one there); add tracks to train on")
-    stats = compute_stats(read_pairs(pairs_paths[t]) for t in train)
-    return DatasetSplit(train, val, modes, fingerprint(shas), stats, shas, {t: str(p) for t, p in sorted(pairs_paths.items())},
-                        cells.round(3).tolist(), dict(excluded or {}))
+    split = DatasetSplit(train, val, modes, fingerprint(shas), None, shas, {t: str(p) for t, p in sorted(pairs_paths.items())},
+                         cells.round(3).tolist(), dict(excluded or {}))
+    split.stats = compute_stats(split.read(t) for t in train)  # the very files the digests were taken of
+    return split
 
 
-def load_arrays(pairs_paths: dict[str, Path], ids: list[str]) -> dict[str, np.ndarray]:
-    """Concatenate the pairs of `ids` (training or validation side) into arrays."""
-    parts = [read_pairs(pairs_paths[t]) for t in ids]
+def load_arrays(split: DatasetSplit, ids: list[str]) -> dict[str, np.ndarray]:
+    """Concatenate the pairs of `ids` (training or validation side), each verified against the split, into arrays."""
+    parts = [split.read(t) for t in ids]
     return {
         "conditioning": np.concatenate([p.conditioning for p in parts]),
         "latent": np.concatenate([p.target_latent for p in parts]),

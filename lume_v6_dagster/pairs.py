@@ -7,7 +7,11 @@ k / pair_hz. Memory is bounded by one track.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,13 +19,17 @@ import librosa
 import numpy as np
 
 from lume_v6_dagster import contract
-from lume_v6_dagster.atomic_files import save_npz
+from lume_v6_dagster.atomic_files import save_npz, write_json
+from lume_v6_dagster.checksums import sha256_file
 from lume_v6_dagster.capture import audio, schemas
 from lume_v6_dagster.capture.folder import Capture
 from lume_v6_dagster.capture.violations import CaptureError, Violation
 
 N_FFT = 2048
-PAIRS_FILE = "pairs.npz"
+
+
+class PairsChanged(ValueError):
+    """A pairs file is not the one whose digest was recorded (rewritten, re-ingested or gone)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class Pairs:
     target_controls: np.ndarray  # (M, 16) float32
     checksums: dict[str, str] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+    sha256: str = ""  # of the file it was read from
 
 
 def audio_features(y: np.ndarray, hop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,12 +152,38 @@ def write_pairs(path: Path, pairs: Pairs) -> None:
     )
 
 
-def read_pairs(path: Path) -> Pairs:
-    with np.load(path, allow_pickle=False) as z:
+def publish_pairs(versions: Path, pointer: Path, pairs: Pairs) -> tuple[Path, str]:
+    """Write the pairs under their own digest (`versions/<sha16>.npz`), then point `pointer` at them.
+
+    A file once written is never rewritten: a re-ingest with other content adds a file, so
+    the file a split names stays what it recorded.
+    """
+    incoming = Path(versions) / f".incoming-{uuid.uuid4().hex}.npz"
+    write_pairs(incoming, pairs)
+    digest = sha256_file(incoming)
+    path = Path(versions) / f"{digest[:16]}.npz"
+    if path.exists() and sha256_file(path) == digest:
+        incoming.unlink()
+    else:
+        os.replace(incoming, path)
+    write_json(pointer, {"file": str(path.relative_to(Path(pointer).parent)), "sha256": digest})
+    return path, digest
+
+
+def read_pairs(path: Path, sha256: str | None = None) -> Pairs:
+    """Read a pairs file; with `sha256`, refuse it unless it is exactly the file recorded."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise PairsChanged(f"{path}: the pairs file is gone") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise PairsChanged(f"{path}: sha256 {digest[:16]} is not the {sha256[:16]} recorded for it")
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
         if str(z["schema_version"]) != contract.PAIRS_SCHEMA_VERSION:
             raise ValueError(f"{path}: schema_version {z['schema_version']} is not {contract.PAIRS_SCHEMA_VERSION}")
         return Pairs(str(z["track_id"]), z["t"], z["conditioning"], z["target_latent"], z["target_controls"],
-                     json.loads(str(z["checksums"])), json.loads(str(z["stats"])))
+                     json.loads(str(z["checksums"])), json.loads(str(z["stats"])), digest)
 
 
 def pairs_violations(path: Path) -> list[Violation]:

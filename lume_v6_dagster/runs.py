@@ -27,22 +27,24 @@ def resolved_job(name: str) -> dg.JobDefinition:
     return build_defs().resolve_job_def(name)
 
 
-def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, through_executor: bool = False) -> dg.DagsterRun:
+def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, through_executor: bool = False,
+            ops: dict | None = None) -> dg.DagsterRun:
     """Run job `name` to its end and return the finished run; training progress is shown as it happens.
 
     In process by default. `through_executor` goes through the job's executor instead (Celery
     in two-host), which `execute_in_process` would ignore.
     """
     tags = dict(tags or {})
+    run_config = {**QUIET, "ops": ops} if ops else QUIET
     if through_executor:
         started = time.time()
         job = dg.build_reconstructable_job("lume_v6_dagster.runs", "resolved_job", reconstructable_args=(name,))
         with progress.shown(instance, lambda: _newest_run(instance, name, started)):
-            result = dg.execute_job(job, instance, run_config=QUIET, tags=tags)
+            result = dg.execute_job(job, instance, run_config=run_config, tags=tags)
         return instance.get_run_by_id(result.run_id)
     run_id, partition = str(uuid.uuid4()), tags.pop("dagster/partition", None)
     with progress.shown(instance, lambda: run_id):
-        resolved_job(name).execute_in_process(instance=instance, run_config=QUIET, tags=tags, run_id=run_id,
+        resolved_job(name).execute_in_process(instance=instance, run_config=run_config, tags=tags, run_id=run_id,
                                               partition_key=partition, raise_on_error=False)
     return instance.get_run_by_id(run_id)
 

@@ -14,7 +14,7 @@ from lume_v6_dagster.resources import ArtifactStore, CaptureStore
 def _ingest_changes(capture_store: CaptureStore, artifact_store: ArtifactStore, track: str) -> list[str] | None:
     """None until the track has pairs; then the contract files changed since its ingest."""
     record = artifact_store.raw_record(track)
-    if record is None or not artifact_store.pairs_path(track).exists():
+    if record is None or artifact_store.pairs_path(track) is None:
         return None
     return changed_files(capture_store.folder(track), record.get("stats", {}), record["sha256"])
 

@@ -10,6 +10,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from lume_v6_dagster import contract, runs
+from lume_v6_dagster.checksums import sha256_file
 from lume_v6_dagster.cli import main
 
 LISTENED = [f"{m}=pass" for m in contract.MODES]
@@ -172,3 +173,16 @@ def test_a_challenger_that_loses_to_the_champion_is_refused_until_a_person_promo
         _, verdict = runs.latest_report(instance)
     assert verdict["champion"]["state"] == "overridden" and verdict["champion"]["override"]["signer"] == "A. Lead"
     assert json.loads((tmp / "art" / "bundles" / "current.json").read_text())["bundle"] != current["bundle"]
+
+
+def test_retention_dry_run_lists_and_removes_nothing_and_apply_frees_what_it_listed(demo):
+    tmp, _ = demo
+    files = lambda: {p for p in (tmp / "art").rglob("*") if p.is_file()}
+    captures = lambda: {p: sha256_file(p) for p in (tmp / "cap").rglob("*") if p.is_file()}
+    before, captured = files(), captures()
+    dry = CliRunner().invoke(main, ["retention", "--keep", "1"])
+    assert dry.exit_code == 0 and "dry run:" in dry.output and "would remove" in dry.output and files() == before
+    assert "--keep 0" in CliRunner().invoke(main, ["retention", "--keep", "0"]).output
+    done = CliRunner().invoke(main, ["retention", "--keep", "1", "--apply"])
+    assert done.exit_code == 0 and "freed" in done.output and files() < before
+    assert captured and captures() == captured

@@ -86,7 +86,11 @@ def load_models(champion: Champion):
         raise Unavailable(f"{weights} (the champion's V6) is gone")
     if (digest := sha256_file(weights)) != rec["weights_sha256"]:
         raise Unavailable(f"{weights} has sha256 {digest[:12]}, not the {rec['weights_sha256'][:12]} that bundle {champion.bundle} shipped")
-    enc, gen = load_encoder_flow(Path(rec["run_dir"]), Stats(**champion.manifest["normalisation"]))
+    try:
+        enc, gen = load_encoder_flow(Path(rec["run_dir"]), Stats(**champion.manifest["normalisation"]))
+    except (RuntimeError, KeyError) as e:  # the model code changed shape since the champion was trained
+        raise Unavailable(f"{weights} (model code {rec.get('code_version', 'unrecorded')}) does not load into this code's models: "
+                          f"{str(e).splitlines()[0]}") from None
     return enc, gen, list(champion.manifest["tracks"]["train"])
 
 
@@ -106,8 +110,8 @@ class HeldOut:
         return np.unique(np.linspace(0, len(self.latent) - 1, min(EVAL_FRAMES, len(self.latent))).astype(int))
 
 
-def held_out(split: DatasetSplit, pairs_paths: dict[str, Path], tracks: list[str], train_latent: np.ndarray, classify) -> HeldOut:
-    arrays = load_arrays(pairs_paths, tracks)
+def held_out(split: DatasetSplit, tracks: list[str], train_latent: np.ndarray, classify) -> HeldOut:
+    arrays = load_arrays(split, tracks)
     mean, std = split.stats.arrays("latent")
     sample = train_latent[measure.random_rows(len(train_latent), AXES_ROWS, 0)]
     return HeldOut(arrays, (arrays["latent"] - mean) / std, split.stats, classify, measure.principal_axes((sample - mean) / std, SEQUENCE_AXES),
@@ -148,7 +152,7 @@ def regressions(challenger: dict[str, float], champion: dict[str, float], th: Th
     return worse
 
 
-def compare(challenger, champion: Champion | None, split: DatasetSplit, pairs_paths: dict[str, Path], train_latent: np.ndarray,
+def compare(challenger, champion: Champion | None, split: DatasetSplit, train_latent: np.ndarray,
             classify, th: Thresholds, override: dict | None) -> Comparison:
     """Tonight's (encoder, generator) against the champion; `override`: a person's recorded promotion, if any."""
     if champion is None:
@@ -164,7 +168,7 @@ def compare(challenger, champion: Champion | None, split: DatasetSplit, pairs_pa
     if not tracks:
         return Comparison("no shared tracks", "tonight's validation tracks were all training tracks of the champion: "
                           "no held-out track to compare on, so the comparison does not decide", names)
-    h = held_out(split, pairs_paths, tracks, train_latent, classify)
+    h = held_out(split, tracks, train_latent, classify)
     figures = {"challenger": measure_v6(*challenger, h), "champion": measure_v6(enc, gen, h)}
     worse = regressions(figures["challenger"], figures["champion"], th)
     result = Comparison("regressed" if worse else "no worse", "; ".join(worse) or f"no worse than the champion on {len(tracks)} held-out track(s)",

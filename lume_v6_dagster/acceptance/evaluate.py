@@ -12,7 +12,6 @@ from lume_v6_dagster.acceptance import measure, report, signoff
 from lume_v6_dagster.acceptance.markup import escape
 from lume_v6_dagster.acceptance.thresholds import Thresholds
 from lume_v6_dagster.dataset import DatasetSplit, compute_stats, load_arrays
-from lume_v6_dagster.pairs import read_pairs
 from lume_v6_dagster.training.flow_training import RECIPE_NAME
 
 # Validation frames both inference gates read. With 300, a full-profile model's gate 6 ratio was
@@ -23,8 +22,7 @@ EVAL_ROWS = 3_000
 
 @dataclass
 class Inputs:
-    split: DatasetSplit
-    pairs_paths: dict[str, Path]
+    split: DatasetSplit  # reads each track's pairs verified against its recorded digest
     pipeline: measure.Pipeline
     histories: dict[str, list[dict]]
     metrics: dict[str, dict]  # model name -> final metrics
@@ -121,9 +119,9 @@ def signoff_section(artifacts: Path, v6_sha256: dict[str, str]) -> str:
 def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     """All 9 gates (and the on-device record beside gate 9), the plots and the report files."""
     split = inp.split
-    train = load_arrays(inp.pairs_paths, split.train)
-    val = load_arrays(inp.pairs_paths, split.val)
-    stats_ok = compute_stats(read_pairs(inp.pairs_paths[t]) for t in split.train) == split.stats
+    train = load_arrays(split, split.train)
+    val = load_arrays(split, split.val)
+    stats_ok = compute_stats(split.read(t) for t in split.train) == split.stats
     classify, real_accuracy = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
     picked = measure.random_rows(len(val["latent"]), EVAL_ROWS, 1)  # spread over every validation track
     cond, picked_tracks = val["conditioning"][picked], len(np.unique(val["track"][picked]))
@@ -132,7 +130,7 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     ratios = {k: measure.sensitivity_ratio(v) for k, v in sens.items()}
     latency = measure.latency_ms(inp.pipeline)
     override = signoff.decisive(inp.artifacts, signoff.OVERRIDE, inp.v6_sha256)
-    comparison = champion_mod.compare((inp.pipeline.encoder, inp.pipeline.generator), inp.champion, split, inp.pairs_paths,
+    comparison = champion_mod.compare((inp.pipeline.encoder, inp.pipeline.generator), inp.champion, split,
                                       train["latent"], classify, th, override[2] if override[0] == signoff.PASS else None)
     cells = np.array(split.coverage_minutes)
     v6 = inp.metrics["encoder_flow_v6"]

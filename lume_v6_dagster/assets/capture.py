@@ -8,10 +8,9 @@ import numpy as np
 
 from lume_v6_dagster import contract
 from lume_v6_dagster.atomic_files import write_json
-from lume_v6_dagster.checksums import sha256_file
 from lume_v6_dagster.capture.folder import file_stats, load_capture, read_capture, fingerprint, schema_violations, sha256_files
 from lume_v6_dagster.deployment import where_it_ran
-from lume_v6_dagster.pairs import PairsConfig, build_pairs, pairs_violations, write_pairs
+from lume_v6_dagster.pairs import PairsConfig, build_pairs, pairs_violations, publish_pairs
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore
 
@@ -39,7 +38,7 @@ def raw_capture(context: dg.AssetExecutionContext, capture_store: CaptureStore, 
     stats = file_stats(folder)  # before hashing: a change during the hash shows as moved stats later
     checksums = sha256_files(folder)
     previous = artifact_store.raw_record(track)
-    if previous and previous["sha256"] != checksums and artifact_store.pairs_path(track).exists():
+    if previous and previous["sha256"] != checksums and artifact_store.pairs_path(track) is not None:
         changed = sorted(k for k in checksums if previous["sha256"].get(k) != checksums[k])
         raise dg.Failure(
             f"{folder}: {', '.join(changed)} changed after the track was ingested; refusing to rebuild it. "
@@ -98,13 +97,11 @@ def dynamics_schema(context: dg.AssetCheckExecutionContext, capture_store: Captu
 
 @dg.asset(partitions_def=tracks, group_name=GROUP, deps=[validated_capture], kinds={"numpy"})
 def track_pairs(context: dg.AssetExecutionContext, capture_store: CaptureStore, artifact_store: ArtifactStore) -> dg.MaterializeResult:
-    """30 Hz training pairs for one track (docs/pairs_and_models.md), written atomically as NPZ."""
+    """30 Hz training pairs for one track (docs/pairs_and_models.md): an NPZ named by its digest, written once."""
     track = context.partition_key
     pairs = build_pairs(load_capture(capture_store.folder(track)), PairsConfig())
     pairs.checksums = (artifact_store.raw_record(track) or {}).get("sha256", {})
-    path = artifact_store.pairs_path(track)
-    write_pairs(path, pairs)
-    digest = sha256_file(path)
+    path, digest = publish_pairs(artifact_store.pairs_versions(track), artifact_store.pairs_pointer(track), pairs)
     return dg.MaterializeResult(
         metadata={**pairs.stats, "path": dg.MetadataValue.path(str(path)), "sha256": digest, **where_it_ran()},
         data_version=dg.DataVersion(digest[:16]),

@@ -7,7 +7,7 @@ import dagster as dg
 import mlx.core as mx
 import torch
 
-from lume_v6_dagster import contract, plots
+from lume_v6_dagster import code_version, contract, plots
 from lume_v6_dagster.assets.capture import track_pairs
 from lume_v6_dagster.atomic_files import atomic_path, write_json
 from lume_v6_dagster.assets.upstream import recorded
@@ -35,7 +35,7 @@ def _usable_pairs(instance, capture_store: CaptureStore, artifact_store: Artifac
         path = artifact_store.pairs_path(track)
         record = artifact_store.raw_record(track)
         folder = capture_store.folder(track)
-        if not path.exists() or record is None:
+        if path is None or record is None:
             excluded[track] = "no pairs yet"
         elif not folder.is_dir():
             excluded[track] = f"capture folder {folder} is gone"
@@ -80,29 +80,28 @@ def dataset_split(context: dg.AssetExecutionContext, capture_store: CaptureStore
     )
 
 
-def load_split(split_path: str) -> tuple[DatasetSplit, dict[str, Path]]:
-    """A recorded split and the pairs files it was computed from."""
-    split = DatasetSplit.load(Path(split_path))
-    return split, {t: Path(p) for t, p in split.pairs_paths.items()}
-
-
-def _recorded_split(context) -> tuple[DatasetSplit, dict[str, Path], str]:
+def _recorded_split(context) -> tuple[DatasetSplit, str]:
     split_path = recorded(context, "dataset_split")["split_path"]
-    return (*load_split(split_path), split_path)
+    return DatasetSplit.load(Path(split_path)), split_path
+
+
+def run_dir(artifact_store: ArtifactStore, name: str, split: DatasetSplit, host: TrainingHost) -> Path:
+    """One folder per dataset, recipe, seed and model code: a resume only ever continues the same training."""
+    return artifact_store.training_dir(name) / f"{split.fingerprint}-{host.profile}-seed{host.seed}-code{code_version.model_code_version()}"
 
 
 def _result(context, name: str, weights: Path, history: list[dict], metrics: dict, seconds: float, provenance: dict) -> dg.MaterializeResult:
     """The materialization; the weights' sha256 travels with it, so whoever loads them later can check them."""
-    run_dir = weights.parent
+    folder = weights.parent
     provenance = {**provenance, "weights_sha256": sha256_file(weights)}
-    plot = plots.loss_curves({name: history}, run_dir / "loss.png")
-    write_json(run_dir / "metrics.json", {"metrics": metrics, "history": history, "seconds": seconds, "provenance": provenance})
+    plot = plots.loss_curves({name: history}, folder / "loss.png")
+    write_json(folder / "metrics.json", {"metrics": metrics, "history": history, "seconds": seconds, "provenance": provenance})
     table = "| epoch | train | val |\n|---|---|---|\n" + "\n".join(f"| {r['epoch']} | {r['train_loss']:.4f} | {r['val_loss']:.4f} |" for r in history)
     return dg.MaterializeResult(metadata={
         **{k: float(v) for k, v in metrics.items()},
         **provenance,
         "train_seconds": round(seconds, 1),
-        "run_dir": dg.MetadataValue.path(str(run_dir)),
+        "run_dir": dg.MetadataValue.path(str(folder)),
         "loss_curve": dg.MetadataValue.md(plots.markdown_image(plot, f"{name}: train (dashed) and validation loss per epoch")),
         "losses": dg.MetadataValue.md(table),
     })
@@ -110,22 +109,23 @@ def _result(context, name: str, weights: Path, history: list[dict], metrics: dic
 
 def _provenance(split: DatasetSplit, split_path: str, host: TrainingHost, determinism: str) -> dict:
     """What downstream assets use to find and describe this model: recorded, never re-derived."""
-    return {"dataset_fingerprint": split.fingerprint, "split_path": split_path, "profile": host.profile,
-            "seed": host.seed, "device": host.torch_device(), "determinism": determinism, **where_it_ran()}
+    return {"dataset_fingerprint": split.fingerprint, "split_path": split_path, "profile": host.profile, "seed": host.seed,
+            "device": host.torch_device(), "threads": host.threads, "code_version": code_version.model_code_version(),
+            "determinism": determinism, **where_it_ran()}
 
 
 def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v5_recipe: bool = False):
     determinism = host.setup()
-    split, paths, split_path = _recorded_split(context)
+    split, split_path = _recorded_split(context)
     train_ids = sorted(split.train)[:V5_TRAIN_TRACKS] if v5_recipe else split.train
-    run_dir = artifact_store.training_dir(name) / f"{split.fingerprint}-{host.profile}-seed{host.seed}"
+    folder = run_dir(artifact_store, name, split, host)
     start = time.perf_counter()
-    result = train_flow(load_arrays(paths, train_ids), load_arrays(paths, split.val), split.stats, get_profile(host.profile),
-                        host.seed, run_dir / "checkpoints", in_dim, log=context.log.info, device=host.torch_device())
-    with atomic_path(run_dir / "model.pt", suffix=".pt") as tmp:
+    result = train_flow(load_arrays(split, train_ids), load_arrays(split, split.val), split.stats, get_profile(host.profile),
+                        host.seed, folder / "checkpoints", in_dim, log=context.log.info, device=host.torch_device())
+    with atomic_path(folder / "model.pt", suffix=".pt") as tmp:
         torch.save({"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,
                     "train_tracks": train_ids, "fingerprint": split.fingerprint}, tmp)
-    return _result(context, name, run_dir / "model.pt", result.history, result.metrics, time.perf_counter() - start,
+    return _result(context, name, folder / "model.pt", result.history, result.metrics, time.perf_counter() - start,
                    _provenance(split, split_path, host, determinism))
 
 
@@ -147,12 +147,12 @@ def v5_baseline(context: dg.AssetExecutionContext, artifact_store: ArtifactStore
 @dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, op_tags=TRAINING_TAGS, kinds={"mlx"})
 def san_v6(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
     """SAN V6 in MLX: music latent + 128-D dynamics -> 16 controls, cross-track validated."""
-    split, paths, split_path = _recorded_split(context)
-    run_dir = artifact_store.training_dir("san_v6") / f"{split.fingerprint}-{training_host.profile}-seed{training_host.seed}"
+    split, split_path = _recorded_split(context)
+    folder = run_dir(artifact_store, "san_v6", split, training_host)
     start = time.perf_counter()
-    result = train_san(load_arrays(paths, split.train), load_arrays(paths, split.val), split.stats,
-                       get_profile(training_host.profile), training_host.seed, run_dir / "checkpoints", log=context.log.info)
-    with atomic_path(run_dir / "model.safetensors", suffix=".safetensors") as tmp:
+    result = train_san(load_arrays(split, split.train), load_arrays(split, split.val), split.stats,
+                       get_profile(training_host.profile), training_host.seed, folder / "checkpoints", log=context.log.info)
+    with atomic_path(folder / "model.safetensors", suffix=".safetensors") as tmp:
         result.model.save_weights(str(tmp))
     provenance = {**_provenance(split, split_path, training_host, SAN_DETERMINISM), "device": f"mlx {mx.default_device()}"}
-    return _result(context, "san_v6", run_dir / "model.safetensors", result.history, result.metrics, time.perf_counter() - start, provenance)
+    return _result(context, "san_v6", folder / "model.safetensors", result.history, result.metrics, time.perf_counter() - start, provenance)

@@ -32,8 +32,17 @@ class ArtifactStore(dg.ConfigurableResource):
     def track_dir(self, track_id: str) -> Path:
         return Path(self.root) / "tracks" / track_id
 
-    def pairs_path(self, track_id: str) -> Path:
-        return self.track_dir(track_id) / "pairs.npz"
+    def pairs_versions(self, track_id: str) -> Path:
+        """Every pairs file the track has had, each named by its digest and never rewritten."""
+        return self.track_dir(track_id) / "pairs"
+
+    def pairs_pointer(self, track_id: str) -> Path:
+        return self.track_dir(track_id) / "pairs.json"
+
+    def pairs_path(self, track_id: str) -> Path | None:
+        """The track's current pairs file (named in pairs.json), or None before its first ingest."""
+        pointer = self.pairs_pointer(track_id)
+        return self.track_dir(track_id) / json.loads(pointer.read_text())["file"] if pointer.exists() else None
 
     def raw_record_path(self, track_id: str) -> Path:
         return self.track_dir(track_id) / "raw_capture.json"

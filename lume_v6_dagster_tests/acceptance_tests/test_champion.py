@@ -4,6 +4,7 @@ import dataclasses
 import datetime as dt
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,53 +57,53 @@ def trained(pairs_paths, tmp_path_factory):
     """A champion trained briefly on the simulated tracks, saved as the release recorded it."""
     split = build_split(pairs_paths)
     torch.set_num_threads(1)
-    result = train_flow(load_arrays(pairs_paths, split.train), load_arrays(pairs_paths, split.val), split.stats, PROFILE, 0,
+    result = train_flow(load_arrays(split, split.train), load_arrays(split, split.val), split.stats, PROFILE, 0,
                         tmp_path_factory.mktemp("ckpt"), contract.CONDITIONING_DIM, log=lambda _: None)
     run_dir = tmp_path_factory.mktemp("champion")
     torch.save({"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": contract.CONDITIONING_DIM}, run_dir / "model.pt")
     manifest = {"status": "RELEASED", "packages_sha256": DIGESTS, "run_ids": {"encoder_flow_v6": "run-of-champion"},
                 "models": {"encoder_flow_v6": {"run_dir": str(run_dir), "weights_sha256": sha256_file(run_dir / "model.pt")}},
                 "tracks": {"train": split.train, "val": split.val}, "normalisation": asdict(split.stats)}
-    train = load_arrays(pairs_paths, split.train)
+    train = load_arrays(split, split.train)
     classify, _ = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
     models = (result.encoder.eval(), OneStepGenerator(result.flow.eval()).eval())
     return split, ch.Champion("release-run", run_dir / "bundle", manifest), models, train["latent"], classify
 
 
-def compare(trained, pairs_paths, challenger, champion=None, override=None, th=Thresholds()):
+def compare(trained, challenger, champion=None, override=None, th=Thresholds()):
     split, released, _, train_latent, classify = trained
-    return ch.compare(challenger, released if champion is None else champion, split, pairs_paths, train_latent, classify, th, override)
+    return ch.compare(challenger, released if champion is None else champion, split, train_latent, classify, th, override)
 
 
-def test_an_untrained_challenger_is_refused_and_the_same_model_is_not(trained, pairs_paths):
+def test_an_untrained_challenger_is_refused_and_the_same_model_is_not(trained):
     split, _, models, *_ = trained
     enc, flow = build_models(contract.CONDITIONING_DIM, split.stats, seed=3)  # tonight's "retrain" learned nothing
-    weaker = compare(trained, pairs_paths, (enc.eval(), OneStepGenerator(flow.eval()).eval()))
+    weaker = compare(trained, (enc.eval(), OneStepGenerator(flow.eval()).eval()))
     assert weaker.state == "regressed" and weaker.blocks
     assert weaker.tracks == split.val and any("validation loss" in r for r in weaker.regressions)
     assert weaker.metrics["challenger"]["val_loss"] > weaker.metrics["champion"]["val_loss"]
-    same = compare(trained, pairs_paths, models)
+    same = compare(trained, models)
     assert same.state == "no worse" and not same.blocks and same.metrics["challenger"] == same.metrics["champion"]
 
 
-def test_no_champion_or_no_shared_track_does_not_decide(trained, pairs_paths):
+def test_no_champion_or_no_shared_track_does_not_decide(trained):
     split, released, models, train_latent, classify = trained
-    first = ch.compare(models, None, split, pairs_paths, train_latent, classify, Thresholds(), None)
+    first = ch.compare(models, None, split, train_latent, classify, Thresholds(), None)
     assert first.state == "none" and not first.blocks and "first release" in first.reason
     saw_all = ch.Champion("r", released.bundle, {**released.manifest, "tracks": {"train": split.train + split.val}})
-    unshared = compare(trained, pairs_paths, models, champion=saw_all)
+    unshared = compare(trained, models, champion=saw_all)
     assert unshared.state == "no shared tracks" and not unshared.blocks and "does not decide" in unshared.reason
 
 
-def test_a_champion_whose_weights_changed_blocks_until_a_person_overrides(trained, pairs_paths, tmp_path):
+def test_a_champion_whose_weights_changed_blocks_until_a_person_overrides(trained, tmp_path):
     split, released, models, *_ = trained
     tampered = dataclasses.replace(released, manifest={**released.manifest, "models": {"encoder_flow_v6": {
         **released.manifest["models"]["encoder_flow_v6"], "weights_sha256": "0" * 64}}})
-    blocked = compare(trained, pairs_paths, models, champion=tampered)
+    blocked = compare(trained, models, champion=tampered)
     assert blocked.state == "unverifiable" and blocked.blocks and "not the 000000000000" in blocked.reason
     record = so.make_record(so.OVERRIDE, "A. Lead", ["promote=pass"], "report-run", TONIGHT, "champion's run folder was restored by hand",
                             now=dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc))
-    promoted = compare(trained, pairs_paths, models, champion=tampered, override=record)
+    promoted = compare(trained, models, champion=tampered, override=record)
     assert promoted.state == "overridden" and not promoted.blocks and "promoted anyway by A. Lead" in promoted.reason
 
 
@@ -112,3 +113,14 @@ def test_the_champion_is_the_newest_released_bundle_of_other_packages(tmp_path):
                ("r1", tmp_path / "b1", {"status": "FULLY SHIPPED", "packages_sha256": DIGESTS})]
     assert ch.newest(bundles, TONIGHT).release_run_id == "r1"
     assert ch.newest(bundles[:2], TONIGHT) is None
+
+
+def test_a_champion_that_no_longer_loads_into_this_code_blocks_with_the_reason(trained, tmp_path):
+    split, released, models, *_ = trained
+    state = torch.load(Path(released.manifest["models"]["encoder_flow_v6"]["run_dir"]) / "model.pt", weights_only=True)
+    state["flow"] = {k: v for k, v in state["flow"].items() if not k.endswith(".bias")}  # as if the model code had changed shape
+    torch.save(state, tmp_path / "model.pt")
+    older = dataclasses.replace(released, manifest={**released.manifest, "models": {"encoder_flow_v6": {
+        "run_dir": str(tmp_path), "weights_sha256": sha256_file(tmp_path / "model.pt"), "code_version": "0ldc0de0ldc0"}}})
+    blocked = compare(trained, models, champion=older)
+    assert blocked.state == "unverifiable" and blocked.blocks and "model code 0ldc0de0ldc0" in blocked.reason

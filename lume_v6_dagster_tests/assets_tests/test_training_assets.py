@@ -12,7 +12,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from lume_v6_dagster import code_version, retention
 from lume_v6_dagster.assets import capture, release, training
+from lume_v6_dagster.checksums import sha256_file
+from lume_v6_dagster.dataset import DatasetSplit
+from lume_v6_dagster.export.bundle import package_digest
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore, TrainingHost
 from lume_v6_dagster_tests.assets_tests.test_capture_assets import ASSETS as CAPTURE_ASSETS
@@ -52,9 +56,9 @@ def trained(tmp_path_factory, sim_root):
     return instance, resources, result, ids
 
 
-def materialize(trained, selection, **resources):
+def materialize(trained, selection, run_config=None, **resources):
     instance, base, *_ = trained
-    config = SHORT_CLIPS if release.listening_previews in selection else None
+    config = SHORT_CLIPS if release.listening_previews in selection else run_config
     return dg.materialize(ALL, selection=selection, instance=instance, resources={**base, **resources}, raise_on_error=False, run_config=config)
 
 
@@ -89,6 +93,9 @@ def test_training_assets_materialize_with_metrics(trained):
     assert f"<code>{ids[0]}</code>: capture changed after ingest (session.jsonl)" in page and "determinism (encoder_flow_v6)" in page and "-j train" in page
     manifest = json.loads(open(f"{meta(result, 'release_bundle')['bundle']}/manifest.json").read())
     assert manifest["useV6Models"] is False and manifest["dataset_fingerprint"] == split["fingerprint"]
+    assert manifest["code_version"] == code_version.model_code_version() == meta(result, "encoder_flow_v6")["code_version"]
+    assert not manifest["v5_fallback"]["configured"] and "retrained in this chain" in manifest["v5_fallback"]["source"]
+    assert "retrained in this chain" in page and "model code" in page
     assert {p.split("/")[1] for p in manifest["sha256"] if p.startswith("v5/")} == {"ConditioningEncoderV5.mlpackage", "FlowGenerator1StepV5.mlpackage"}
 
 
@@ -98,18 +105,6 @@ def test_release_under_another_profile_uses_the_models_that_were_trained(trained
     assert result.success
     models = meta(result, "coreml_packages")["models"]
     assert {m["profile"] for m in models.values()} == {"tiny"} and meta(result, "smoke_test")["passed"] is True
-
-
-def test_bundle_refuses_packages_its_report_did_not_judge(trained):
-    """Retrained and re-exported, but not re-judged: the old verdict must not ship the new packages."""
-    retrained = materialize(trained, [training.encoder_flow_v6, release.coreml_packages], training_host=TrainingHost(profile="tiny", seed=1, threads=1))
-    assert retrained.success
-    alone = materialize(trained, [release.release_bundle])
-    assert not alone.success
-    failure = next(e for e in alone.all_events if e.is_step_failure).event_specific_data.error.message
-    assert "did not judge the packages" in failure and "FlowGenerator1StepV6" in failure
-    judged = materialize(trained, [release.smoke_test, release.listening_previews, release.acceptance_report, release.release_bundle])
-    assert judged.success  # judged first, then shipped
 
 
 def test_each_split_is_written_once_under_its_fingerprint(trained):
@@ -122,3 +117,138 @@ def test_each_split_is_written_once_under_its_fingerprint(trained):
     second = meta(again, "dataset_split")
     assert second["fingerprint"] != first["fingerprint"] and second["split_path"] != first["split_path"]
     assert Path(first["split_path"]).read_bytes() == before
+
+
+def failure(result) -> str:
+    """The step's error as the UI shows it: the message and every cause below it."""
+    error, lines = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error, []
+    while error is not None:
+        lines.append(error.message)
+        error = error.cause
+    return "\n".join(lines)
+
+
+def step_logs(trained, result, step: str) -> list[str]:
+    return [e.user_message for e in trained[0].all_logs(result.run_id) if e.step_key == step]
+
+
+def test_a_change_to_the_model_code_trains_afresh_and_the_old_models_are_refused(trained, monkeypatch):
+    """Same data, same profile and seed, other code: a new run folder and a full training, never a resume of old weights."""
+    before = meta(trained[2], "encoder_flow_v6")
+    monkeypatch.setattr(code_version, "model_code_version", lambda: "c0dec0dec0de")
+    fresh = materialize(trained, [training.encoder_flow_v6])
+    assert fresh.success
+    after = meta(fresh, "encoder_flow_v6")
+    assert after["run_dir"] != before["run_dir"] and after["run_dir"].endswith("-codec0dec0dec0de") and after["code_version"] == "c0dec0dec0de"
+    assert not any(m.startswith("resumed from epoch") for m in step_logs(trained, fresh, "encoder_flow_v6"))
+    mixed = materialize(trained, [release.coreml_packages])  # SAN and V5 were trained by the other code
+    assert not mixed.success and "code_version differs" in failure(mixed) and "encoder_flow_v6: c0dec0dec0de" in failure(mixed)
+    monkeypatch.undo()
+    stale = materialize(trained, [release.coreml_packages])  # all three now differ from this code... or one does
+    assert not stale.success and "code_version differs" in failure(stale)
+    assert materialize(trained, [training.encoder_flow_v6]).success  # the old folder: resumed, not retrained
+
+
+def test_a_release_takes_one_coherent_set_of_models(trained):
+    """encoder_flow_v6 re-trained alone with another seed: the export refuses the mixed set, naming it."""
+    alone = materialize(trained, [training.encoder_flow_v6], training_host=TrainingHost(profile="tiny", seed=1, threads=1))
+    assert alone.success
+    mixed = materialize(trained, [release.coreml_packages])
+    assert not mixed.success and "seed differs" in failure(mixed) and "encoder_flow_v6: 1" in failure(mixed) and "san_v6: 0" in failure(mixed)
+    assert materialize(trained, [training.encoder_flow_v6]).success  # back to one set (seed 0's folder, resumed)
+
+
+def test_the_bundle_ships_the_folder_its_report_judged_even_after_a_newer_export(trained, tmp_path):
+    """A newer export lands after the report: the bundle and a sign-off's re-judge use the judged packages; a changed one is refused."""
+    result = trained[2]
+    judged = json.loads(Path(meta(result, "acceptance_report")["gates_json"]).read_text())
+    newer = materialize(trained, [*TRAINING_ASSETS[1:], release.coreml_packages], training_host=TrainingHost(profile="tiny", seed=1, threads=1))
+    assert newer.success and meta(newer, "coreml_packages")["packages_sha256"] != judged["packages_sha256"]
+    shipped = materialize(trained, [release.release_bundle])
+    assert shipped.success
+    manifest = json.loads((Path(meta(shipped, "release_bundle")["bundle"]) / "manifest.json").read_text())
+    v6 = {n: d for n, d in judged["packages_sha256"].items() if n.endswith("V6")}
+    assert manifest["packages_sha256"] == v6 and {m["seed"] for m in manifest["models"].values()} == {0}
+    assert package_digest(Path(meta(shipped, "release_bundle")["bundle"]) / "v6" / "FlowGenerator1StepV6.mlpackage") == v6["FlowGenerator1StepV6"]
+    rejudge = materialize(trained, [release.acceptance_report],
+                          run_config={"ops": {"acceptance_report": {"config": {"packages_run_id": judged["packages_run_id"]}}}})
+    assert rejudge.success and meta(rejudge, "acceptance_report")["packages_folder"] == judged["packages_folder"]
+    weights = next((Path(judged["packages_folder"]) / "FlowGenerator1StepV6.mlpackage").rglob("weight.bin"))
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-4] + b"\x00\x00\x00\x01")
+    try:
+        tampered = materialize(trained, [release.release_bundle])
+        assert not tampered.success and "changed after the acceptance report" in failure(tampered) and "FlowGenerator1StepV6" in failure(tampered)
+    finally:
+        weights.write_bytes(original)
+
+
+def latest_meta(instance, key) -> dict:
+    return {k: v.value for k, v in instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization.metadata.items()}
+
+
+def test_a_reingested_track_keeps_the_file_its_split_named_and_a_rewritten_one_is_refused_by_name(trained):
+    """Re-ingest under a queued training: it trains on what the split recorded; a file changed in place fails, naming the track."""
+    instance, resources, *_ = trained
+    store, root = resources["artifact_store"], Path(resources["capture_store"].root)
+    split = DatasetSplit.load(Path(latest_meta(instance, "dataset_split")["split_path"]))
+    track, donor = split.train[0], split.train[1]
+    named = Path(split.pairs_paths[track])
+    shutil.copy(root / donor / "audio.wav", root / track / "audio.wav")  # new music for the same session
+    store.raw_record_path(track).unlink()  # the documented way to re-ingest new content
+    assert dg.materialize(CAPTURE_ASSETS, partition_key=track, instance=instance, resources=resources).success
+    assert store.pairs_path(track) != named and sha256_file(named) == split.pairs_sha256[track]
+    queued = materialize(trained, [training.encoder_flow_v6])  # still the recorded split
+    assert queued.success and meta(queued, "encoder_flow_v6")["dataset_fingerprint"] == split.fingerprint
+    original = named.read_bytes()
+    named.write_bytes(store.pairs_path(track).read_bytes())  # what rewriting pairs in place would do
+    try:
+        refused = materialize(trained, [training.encoder_flow_v6])
+        assert not refused.success and f"track {track}:" in failure(refused) and "recorded" in failure(refused)
+    finally:
+        named.write_bytes(original)
+
+
+def test_a_configured_v5_fallback_is_contract_checked_named_and_shipped_as_judged(trained, tmp_path, monkeypatch):
+    instance = trained[0]
+    exported = Path(latest_meta(instance, "coreml_packages")["folder"])
+    v5 = tmp_path / "v5-on-the-phone"
+    shutil.copytree(exported / "ConditioningEncoderV5.mlpackage", v5 / "ConditioningEncoderV5.mlpackage")
+    monkeypatch.setenv("LUME_V5_FOLDER", str(v5))
+    incomplete = materialize(trained, [release.smoke_test])
+    assert incomplete.success and meta(incomplete, "smoke_test")["passed"] is False
+    assert "FlowGenerator1StepV5.mlpackage: cannot be read" in meta(incomplete, "smoke_test")["result"]
+    shutil.copytree(exported / "FlowGenerator1StepV5.mlpackage", v5 / "FlowGenerator1StepV5.mlpackage")
+    shipped = materialize(trained, RELEASE_ASSETS[1:])
+    assert shipped.success and meta(shipped, "smoke_test")["passed"] is True
+    bundle = Path(meta(shipped, "release_bundle")["bundle"])
+    fallback = json.loads((bundle / "manifest.json").read_text())["v5_fallback"]
+    assert fallback["configured"] and fallback["folder"] == str(v5) and "LUME_V5_FOLDER" in fallback["source"]
+    assert fallback["packages_sha256"] == {n: package_digest(bundle / "v5" / f"{n}.mlpackage") for n in ("ConditioningEncoderV5", "FlowGenerator1StepV5")}
+    assert str(v5) in Path(meta(shipped, "acceptance_report")["report_html"]).read_text()
+    (v5 / "FlowGenerator1StepV5.mlpackage" / "Manifest.json").write_text("{}")
+    changed = materialize(trained, [release.release_bundle])
+    assert not changed.success and "the V5 fallback" in failure(changed) and "FlowGenerator1StepV5" in failure(changed)
+
+
+def test_retention_keeps_what_kept_bundles_and_latest_materializations_name_and_never_captures(trained):
+    instance, resources, *_ = trained
+    artifacts, captures = Path(resources["artifact_store"].root).resolve(), Path(resources["capture_store"].root)
+    capture_sums = {p: sha256_file(p) for p in captures.rglob("*") if p.is_file()}
+    bundles = retention._bundles(instance)
+    report = Path(latest_meta(instance, "acceptance_report")["report_html"]).parent
+    media = next((report / "listening").glob("*.wav"))
+    assert media.stat().st_nlink == 2  # shared with the previews folder, not a copy
+    plan = retention.plan(instance, artifacts, 1, captures)
+    manifest = json.loads((bundles[0] / "manifest.json").read_text())
+    named = [bundles[0], report, *(Path(m["run_dir"]) for m in manifest["models"].values()),
+             artifacts / "release" / "packages" / manifest["run_ids"]["packages"]]
+    assert plan.keep_bundles == [bundles[0].resolve()] and all(b.resolve() in plan.remove for b in bundles[1:])
+    assert not [p for p in plan.remove for n in named if p == n.resolve() or p in n.resolve().parents]
+    judged_first = Path(meta(trained[2], "coreml_packages")["folder"]).resolve()
+    assert judged_first in plan.remove and plan.bytes_freed > 0 and all(p.exists() for p in plan.remove)  # a plan removes nothing
+    assert retention.apply(plan) == plan.bytes_freed and not any(p.exists() for p in plan.remove)
+    assert all(n.exists() for n in named) and media.exists()
+    assert {p: sha256_file(p) for p in captures.rglob("*") if p.is_file()} == capture_sums
+    judged = json.loads(Path(latest_meta(instance, "acceptance_report")["gates_json"]).read_text())
+    assert all(package_digest(Path(judged["packages_folder"]) / f"{n}.mlpackage") == d for n, d in judged["packages_sha256"].items())

@@ -20,8 +20,7 @@ import yaml
 
 from lume_v6_dagster import contract, runs
 from lume_v6_dagster.assets.release import TRAIN_COMMAND, training_config
-from lume_v6_dagster.assets.training import load_split
-from lume_v6_dagster.dataset import load_arrays
+from lume_v6_dagster.dataset import DatasetSplit, load_arrays
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.training.flow_training import train_flow
 from lume_v6_dagster.training.profiles import get_profile
@@ -69,7 +68,7 @@ def test_ingest_on_mac4_and_training_on_mac5_read_back_from_postgres(two_host, o
     # The reproduction command fixes profile and seed in run config, which reaches the worker.
     reproduce = json.loads(Path(latest(instance, "acceptance_report")["gates_json"]).read_text())["provenance"]["reproduce"]
     config = Path(shlex.split(reproduce.split(" -c ")[1])[0])
-    assert reproduce.split(" -c ")[0].endswith(TRAIN_COMMAND) and yaml.safe_load(config.read_text()) == training_config("tiny", 0)
+    assert reproduce.split(" -c ")[0].endswith(TRAIN_COMMAND) and yaml.safe_load(config.read_text()) == training_config("tiny", 0, "cpu", 1)
     # The training pool (limit 1) held across workers: no two training steps overlapped.
     stats = {s.step_key: s for s in instance.get_run_step_stats(train.run_id) if s.step_key in TRAINING}
     spans = sorted((s.start_time, s.end_time) for s in stats.values())
@@ -100,9 +99,9 @@ def test_worker_killed_mid_training_resumes_from_its_checkpoint_with_identical_w
             os.killpg(train.pid, 9)
     logs = [e.user_message for e in instance.all_logs(run.run_id) if e.step_key == "encoder_flow_v6"]
     assert any(m.startswith("resumed from epoch") for m in logs), logs
-    split, paths = load_split(latest(instance, "dataset_split")["split_path"])
+    split = DatasetSplit.load(Path(latest(instance, "dataset_split")["split_path"]))
     torch.set_num_threads(1)
-    reference = train_flow(load_arrays(paths, split.train), load_arrays(paths, split.val), split.stats, get_profile("tiny"), 7,
+    reference = train_flow(load_arrays(split, split.train), load_arrays(split, split.val), split.stats, get_profile("tiny"), 7,
                            two_host.root / "reference-ckpt", contract.CONDITIONING_DIM, log=lambda _: None)
     shipped = torch.load(folder / "model.pt", weights_only=True)
     for name, module in (("encoder", reference.encoder), ("flow", reference.flow)):
@@ -112,7 +111,7 @@ def test_worker_killed_mid_training_resumes_from_its_checkpoint_with_identical_w
 def _wait_for_first_checkpoint(artifacts: Path, proc, log: Path, timeout: float = 300) -> Path:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        found = list((artifacts / "training" / "encoder_flow_v6").glob("*-tiny-seed7/checkpoints/epoch_0001.pt"))
+        found = list((artifacts / "training" / "encoder_flow_v6").glob("*-tiny-seed7-code*/checkpoints/epoch_0001.pt"))
         if found:
             return found[0].parent.parent
         assert proc.poll() is None, log.read_text()[-3000:]

@@ -93,7 +93,7 @@ def ingest(resources, folder):
     record = {"sha256": sha256_files(folder), "stats": file_stats(folder)}
     store.raw_record_path(folder.name).parent.mkdir(parents=True)
     store.raw_record_path(folder.name).write_text(json.dumps(record))
-    store.pairs_path(folder.name).write_bytes(b"pairs")
+    store.pairs_pointer(folder.name).write_text(json.dumps({"file": "pairs/0.npz"}))
 
 
 def test_changed_after_ingest_is_flagged(env, sim_root):

@@ -20,7 +20,7 @@ PROFILE = dataclasses.replace(get_profile("tiny"), flow_epochs=6, flow_steps_per
 
 def data(pairs_paths):
     split = build_split(pairs_paths)
-    return load_arrays(pairs_paths, split.train), load_arrays(pairs_paths, split.val), split.stats
+    return load_arrays(split, split.train), load_arrays(split, split.val), split.stats
 
 
 def run(pairs_paths, ckpt, seed=0, profile=PROFILE, log=print):

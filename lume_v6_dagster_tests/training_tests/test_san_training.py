@@ -17,7 +17,7 @@ PROFILE = dataclasses.replace(get_profile("tiny"), san_epochs=4, san_batch=128)
 @pytest.fixture(scope="module")
 def data(pairs_paths):
     split = build_split(pairs_paths)
-    return load_arrays(pairs_paths, split.train), load_arrays(pairs_paths, split.val), split.stats
+    return load_arrays(split, split.train), load_arrays(split, split.val), split.stats
 
 
 def weights(model) -> dict:
