@@ -9,9 +9,9 @@ setup:
 demo: setup  ## simulate captures and run the whole chain through Dagster
 	$(RUN) lume-v6 demo $(ARGS)
 
-test: setup  ## the test suite (what CI runs)
+test: setup  ## the test suite (what CI runs), one worker per core; ARGS="-n 0" runs it in one process
 	$(RUN) dagster definitions validate -w workspace.yaml
-	$(RUN) pytest $(ARGS)
+	$(RUN) pytest -n auto --dist loadfile $(ARGS)
 
 bench: setup  ## benchmarks, one JSON line each (ARGS="full_scale" for the 33-minute full chain)
 	$(RUN) lume-v6 bench $(ARGS)
