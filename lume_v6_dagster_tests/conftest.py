@@ -10,20 +10,6 @@ import pytest
 from lume_v6_dagster.simulate import simulate
 
 
-# The files that take minutes, longest first (2026-12-01, 2 cores). `make test` gives each file
-# whole to one worker in this order, so no long file starts last and runs alone at the end.
-SLOWEST_FIRST = ("deploy_tests/test_two_host.py", "test_demo.py", "ui_tests/test_ui_browser.py", "test_bench.py",
-                 "assets_tests/test_training_assets.py", "training_tests/test_flow_training.py")
-
-
-def pytest_collection_modifyitems(items):
-    """Slowest files first; a stable sort, so each file's tests keep their order."""
-    def rank(item):
-        path = item.nodeid.split("::")[0].removeprefix("lume_v6_dagster_tests/")
-        return SLOWEST_FIRST.index(path) if path in SLOWEST_FIRST else len(SLOWEST_FIRST)
-    items.sort(key=rank)
-
-
 @pytest.fixture(scope="session")
 def sim_root(tmp_path_factory) -> Path:
     """Ten 30-second sessions, two per mode (s01..s05 then s06..s10)."""
