@@ -124,10 +124,9 @@ def build_split(pairs_paths: dict[str, Path], excluded: dict[str, str] | None = 
     train, val = split_tracks(modes)
     if not train:
         raise ValueError(f"{len(val)} track(s) all go to validation (every mode needs one there); add tracks to train on")
-    split = DatasetSplit(train, val, modes, fingerprint(shas), None, shas, {t: str(p) for t, p in sorted(pairs_paths.items())},
-                         cells.round(3).tolist(), dict(excluded or {}))
-    split.stats = compute_stats(split.read(t) for t in train)  # the very files the digests were taken of
-    return split
+    stats = compute_stats(read_pairs(pairs_paths[t], shas[t]) for t in train)  # the very files the digests were taken of
+    return DatasetSplit(train, val, modes, fingerprint(shas), stats, shas, {t: str(p) for t, p in sorted(pairs_paths.items())},
+                        cells.round(3).tolist(), dict(excluded or {}))
 
 
 def load_arrays(split: DatasetSplit, ids: list[str]) -> dict[str, np.ndarray]:

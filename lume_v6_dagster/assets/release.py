@@ -173,7 +173,7 @@ def smoke_test(context: dg.AssetExecutionContext, artifact_store: ArtifactStore)
     return dg.MaterializeResult(metadata={**where_it_ran(),
         "passed": gate.verdict == gates_mod.PASS, "result": gate.measured,
         "smoke_path": dg.MetadataValue.path(str(folder / "smoke.json")), "packages_folder": dg.MetadataValue.path(str(folder)),
-        "packages_sha256": dg.MetadataValue.json(packages["packages_sha256"]), "v5_fallback": dg.MetadataValue.json(fallback),
+        "v5_fallback": dg.MetadataValue.json(fallback),
         "packages": dg.MetadataValue.md("| package | MB | parity (max rel. diff) | result |\n|---|---|---|---|\n" + rows),
     })
 
