@@ -16,5 +16,5 @@ test: setup  ## the test suite (what CI runs), one worker per core; ARGS="-n 0" 
 bench: setup  ## benchmarks, one JSON line each (ARGS="full_scale" for the 33-minute full chain)
 	$(RUN) lume-v6 bench $(ARGS)
 
-ui: setup  ## dagster dev (webserver + daemon: sensor, schedule) on the demo's instance
-	$(RUN) dagster dev -w workspace.yaml
+ui: setup  ## dagster dev (webserver + daemon: sensor, schedule) on the demo's instance, pools sized from this host
+	$(RUN) lume-v6 pools && dagster dev -w workspace.yaml

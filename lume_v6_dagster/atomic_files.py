@@ -47,6 +47,18 @@ def save_npz(target: Path, **arrays) -> None:
         np.savez(tmp, **arrays)
 
 
+def save_torch(target: Path, obj) -> None:
+    """torch.save, atomically and byte for byte reproducible.
+
+    Saved to a path, torch names the archive's folder after the file: the random temporary
+    name would make two saves of the same weights differ. Saved to an open file, it is "archive".
+    """
+    import torch
+
+    with atomic_path(target, suffix=Path(target).suffix) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
 @contextlib.contextmanager
 def atomic_dir(target: Path, overwrite: bool = False, suffix: str = ".tmp"):
     """Yield a temporary folder (name ending in `suffix`); rename it onto `target` on success.

@@ -50,13 +50,18 @@ def validate(paths):
 @click.option("--seed", default=0, show_default=True)
 @click.option("--deploy", type=click.Choice(["embedded", "two-host"]), default="embedded", show_default=True,
               help="two-host: local PostgreSQL and Redis, a mac4 and a mac5 worker; every step runs on a worker.")
-def demo(n_tracks, minutes, profile, seed, deploy):
-    """Simulate captures (if absent) and run the whole chain through Dagster."""
+@click.option("--serial", is_flag=True, help="Embedded: one track, then one step at a time, all in this process (to compare, or to debug).")
+def demo(n_tracks, minutes, profile, seed, deploy, serial):
+    """Simulate captures (if absent) and run the whole chain through Dagster, side by side as far as the host allows."""
     from lume_v6_dagster import demo as demo_mod
 
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
-    entry = demo_mod.run_two_host if deploy == "two-host" else demo_mod.run
-    click.echo(entry(n_tracks, minutes, profile, seed, echo=click.echo))
+    if deploy == "two-host":
+        if serial:
+            raise click.UsageError("--serial is for the embedded deployment: two hosts run what their workers hold")
+        click.echo(demo_mod.run_two_host(n_tracks, minutes, profile, seed, echo=click.echo))
+    else:
+        click.echo(demo_mod.run(n_tracks, minutes, profile, seed, echo=click.echo, serial=serial))
 
 
 @main.command()
@@ -79,6 +84,22 @@ def services(action, root, pg_port, redis_port):
             click.echo(f"{name}: {state}")
     except ServiceError as e:
         raise click.ClickException(str(e)) from None
+
+
+@main.command()
+@click.option("--serial", is_flag=True, help="One step at a time in each pool.")
+def pools(serial):
+    """Size this instance's pools from this host (before `dagster dev`): ingest from its cores, training from the training host."""
+    import dagster as dg
+
+    from lume_v6_dagster import demo as demo_mod
+
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
+    if os.environ.get("LUME_DEPLOYMENT") == "two-host":
+        raise click.ClickException("two hosts: each `lume-v6 worker` sizes the pool of its own host when it starts")
+    with dg.DagsterInstance.get() as instance:
+        for pool, slots in demo_mod.size_pools(instance, serial).items():
+            click.echo(f"pool {pool}: {slots} at once")
 
 
 @main.command("worker")

@@ -5,16 +5,18 @@ a second demo reuses every partition already materialized instead of starting ov
 """
 
 import json
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import dagster as dg
 from tqdm import tqdm
 
-from lume_v6_dagster import deployment, runs, worker
+from lume_v6_dagster import capacity, deployment, runs, worker
 from lume_v6_dagster.acceptance.gates import Gate, table
 from lume_v6_dagster.partitions import tracks
-from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT, DEFAULT_CAPTURE_ROOT
+from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT, DEFAULT_CAPTURE_ROOT, default_resources
 from lume_v6_dagster.schedules import training_decision
 from lume_v6_dagster.services import DEFAULT_DIR as DEFAULT_SERVICES
 from lume_v6_dagster.services import Services
@@ -24,11 +26,14 @@ PROFILE_MINUTES = {"full": 15.0, "demo": 3.0, "tiny": 0.5}
 TWO_HOST_HOME, TWO_HOST_ARTIFACTS = "./.dagster-two-host", "./data/artifacts-two-host"  # beside the embedded demo's
 
 
-def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=print, through_executor: bool = False) -> str:
+def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=print, through_executor: bool = False,
+        serial: bool = False) -> str:
     """Simulate (if absent), ingest every track, train and release; returns the report's path.
 
-    `through_executor` sends every step through the deployment's executor (Celery workers in
-    two-host) instead of running it in this process.
+    Tracks are ingested side by side and the models train side by side, as far as this host's
+    pools allow (`serial`: one track, then one step at a time, in this process). Two hosts
+    (`through_executor`): every step goes through the deployment's executor, to the Celery
+    workers, which size the pools of their hosts.
     """
     capture_root = Path(os.environ.setdefault("LUME_CAPTURE_ROOT", DEFAULT_CAPTURE_ROOT))
     os.environ.setdefault("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT)
@@ -43,25 +48,66 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     ids = [p.track_id for p in plans]
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions(tracks.name, ids)
+    steps = None  # two hosts: each worker sizes the pool of its own host
+    if not through_executor:
+        slots = size_pools(instance, serial)
+        steps = None if serial else max(capacity.cores(), slots[capacity.TRAINING_POOL])
+        echo(f"side by side on this host: {slots[capacity.INGEST_POOL]} tracks, {slots[capacity.TRAINING_POOL]} training steps")
     done = instance.get_materialized_partitions(dg.AssetKey("track_pairs"))
-    failed, ran = [], []
-    for track in tqdm([t for t in ids if t not in done], desc="ingest tracks", unit="track"):
-        ran.append(runs.execute("ingest_track", instance, tags={"dagster/partition": track}, through_executor=through_executor))
-        if ran[-1].status != dg.DagsterRunStatus.SUCCESS:
-            failed.append(track)
+    ingested = ingest([t for t in ids if t not in done], instance, 1 if serial else capacity.ingest_slots(), through_executor)
+    failed = [track for track, r in ingested.items() if r.status != dg.DagsterRunStatus.SUCCESS]
     echo(f"tracks: {len(ids)} ({len(done & set(ids))} reused, {len(failed)} failed)")
     for track in failed:
         echo(f"  failed: {track} (see the run in the Dagster UI)")
+    ran = list(ingested.values())
     decision = training_decision(instance)
     if isinstance(decision, dg.SkipReason):
         echo(f"training reused: {decision.skip_message}")
         if _newer(instance, "dataset_split", "acceptance_report"):
             ran.append(_execute("release", instance, echo, {}, through_executor=through_executor))
-    else:
-        ran.append(_execute("train", instance, echo, decision.tags, f"training + release ({profile} profile) ...", through_executor))
+    else:  # a process per step unless serial: the models train side by side
+        ran.append(_execute("train", instance, echo, decision.tags, f"training + release ({profile} profile) ...",
+                            through_executor or not serial, steps))
     if through_executor:
         echo(where_table(instance, [r.run_id for r in ran]))
     return _summary(instance, Path(os.environ["LUME_ARTIFACT_ROOT"]), echo)
+
+
+def size_pools(instance: dg.DagsterInstance, serial: bool = False) -> dict[str, int]:
+    """One machine: this host sizes the ingest and training pools (`serial`: one slot each)."""
+    host = default_resources()["training_host"]
+    wanted = {capacity.INGEST_POOL: capacity.ingest_slots(), capacity.TRAINING_POOL: host.slots()}
+    return {pool: capacity.size_pool(instance, pool, 1 if serial else n) for pool, n in wanted.items()}
+
+
+def ingest(track_ids: list[str], instance: dg.DagsterInstance, workers: int, through_executor: bool) -> dict[str, dg.DagsterRun]:
+    """One `ingest_track` run per track, `workers` of them at once (each in a process of its own); one bad track stops none."""
+    bar = tqdm(total=len(track_ids), desc="ingest tracks", unit="track")
+    if workers <= 1 or len(track_ids) <= 1:
+        runs_by_track = {}
+        for track in track_ids:
+            runs_by_track[track] = _ingest_one(track, through_executor, instance)
+            bar.update()
+        bar.close()
+        return runs_by_track
+    ids = {}
+    with ProcessPoolExecutor(max_workers=min(workers, len(track_ids)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_ingest_id, track, through_executor): track for track in track_ids}
+        for future in as_completed(futures):
+            ids[futures[future]] = future.result()
+            bar.update()
+    bar.close()
+    return {track: instance.get_run_by_id(ids[track]) for track in track_ids}
+
+
+def _ingest_one(track: str, through_executor: bool, instance: dg.DagsterInstance) -> dg.DagsterRun:
+    return runs.execute("ingest_track", instance, tags={"dagster/partition": track}, through_executor=through_executor, shown=False)
+
+
+def _ingest_id(track: str, through_executor: bool) -> str:
+    """In a worker process: ingest one track on the instance under DAGSTER_HOME; returns the run's id."""
+    with dg.DagsterInstance.get() as instance:
+        return _ingest_one(track, through_executor, instance).run_id
 
 
 def run_two_host(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=print) -> str:
@@ -109,9 +155,10 @@ def _newer(instance: dg.DagsterInstance, upstream: str, downstream: str) -> bool
     return down is None or (up is not None and up.timestamp > down.timestamp)
 
 
-def _execute(job: str, instance, echo, tags: dict, message: str | None = None, through_executor: bool = False) -> dg.DagsterRun:
+def _execute(job: str, instance, echo, tags: dict, message: str | None = None, through_executor: bool = False,
+             max_concurrent: int | None = None) -> dg.DagsterRun:
     echo(message or f"{job} ...")
-    run = runs.execute(job, instance, tags, through_executor=through_executor)
+    run = runs.execute(job, instance, tags, through_executor=through_executor, max_concurrent=max_concurrent)
     if run.status != dg.DagsterRunStatus.SUCCESS:
         raise SystemExit(f"{job} failed: see run {run.run_id} in the Dagster UI")
     return run

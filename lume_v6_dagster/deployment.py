@@ -80,7 +80,7 @@ def celery_config() -> dict:
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
-            "worker_concurrency": 1,  # one step at a time per worker: the machines have few cores
+            "worker_concurrency": 1,  # `lume-v6 worker` passes its host's capacity instead (lume_v6_dagster/capacity.py)
             "broker_connection_timeout": CONNECT_TIMEOUT,
             "broker_connection_max_retries": 3,
             "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT, "max_retries": 3,

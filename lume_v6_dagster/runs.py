@@ -7,6 +7,7 @@ training progress read from the run's event log either way.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from lume_v6_dagster import progress
+from lume_v6_dagster import deployment, progress
 from lume_v6_dagster.definitions import build_defs
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the runs' full logs stay in the UI
@@ -28,22 +29,27 @@ def resolved_job(name: str) -> dg.JobDefinition:
 
 
 def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, through_executor: bool = False,
-            ops: dict | None = None) -> dg.DagsterRun:
+            ops: dict | None = None, max_concurrent: int | None = None, shown: bool = True) -> dg.DagsterRun:
     """Run job `name` to its end and return the finished run; training progress is shown as it happens.
 
-    In process by default. `through_executor` goes through the job's executor instead (Celery
-    in two-host), which `execute_in_process` would ignore.
+    In process by default. `through_executor` goes through the job's executor instead: Celery in
+    two-host, else a process per step, `max_concurrent` of them at once (pools permitting).
     """
     tags = dict(tags or {})
-    run_config = {**QUIET, "ops": ops} if ops else QUIET
+    run_config = {**QUIET, "ops": ops} if ops else dict(QUIET)
+    follow = progress.shown if shown else (lambda *_: contextlib.nullcontext())
     if through_executor:
+        if max_concurrent and deployment.name() == "embedded":
+            # Each step forks from a server that has imported this code once: a fresh interpreter per
+            # step would import torch, MLX and coremltools again (seconds each).
+            run_config["execution"] = {"config": {"multiprocess": {"max_concurrent": max_concurrent, "start_method": {"forkserver": {}}}}}
         started = time.time()
         job = dg.build_reconstructable_job("lume_v6_dagster.runs", "resolved_job", reconstructable_args=(name,))
-        with progress.shown(instance, lambda: _newest_run(instance, name, started)):
+        with follow(instance, lambda: _newest_run(instance, name, started)):
             result = dg.execute_job(job, instance, run_config=run_config, tags=tags)
         return instance.get_run_by_id(result.run_id)
     run_id, partition = str(uuid.uuid4()), tags.pop("dagster/partition", None)
-    with progress.shown(instance, lambda: run_id):
+    with follow(instance, lambda: run_id):
         resolved_job(name).execute_in_process(instance=instance, run_config=run_config, tags=tags, run_id=run_id,
                                               partition_key=partition, raise_on_error=False)
     return instance.get_run_by_id(run_id)

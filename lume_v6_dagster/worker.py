@@ -17,9 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import yaml
 
-from lume_v6_dagster import deployment
+from lume_v6_dagster import capacity, deployment
+from lume_v6_dagster.resources import default_resources
 
 READY_TIMEOUT = 120.0
 
@@ -30,6 +32,16 @@ def worker_yaml(home: Path, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({"execution": {"config": deployment.celery_config()}}, sort_keys=True))
     return path
+
+
+def host_capacity(queue: str) -> tuple[str, int]:
+    """(pool, slots) this worker's host holds: Mac5 the training pool, from its training host; Mac4 ingest, from its cores.
+
+    The worker runs that many steps at once, and the pool (shared by every host) lets no more in.
+    """
+    if queue == deployment.TRAINING_QUEUE:
+        return capacity.TRAINING_POOL, default_resources()["training_host"].slots()
+    return capacity.INGEST_POOL, capacity.ingest_slots()
 
 
 def restore_orphans(app, queue: str) -> list[str]:
@@ -64,10 +76,13 @@ def start(name: str, queue: str, echo=print) -> int:
     home = Path(os.environ["DAGSTER_HOME"])
     config = worker_yaml(home, name)
     app = get_app(str(config))
+    pool, slots = host_capacity(queue)
+    with dg.DagsterInstance.get() as instance:
+        capacity.size_pool(instance, pool, slots)
     for task_id in restore_orphans(app, queue):
         echo(f"re-queued step {task_id}: its worker stopped before finishing it")
     cmd = [str(Path(sys.executable).parent / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(config),
-           "-q", queue, "-n", name, "--", "--concurrency", "1"]
+           "-q", queue, "-n", name, "--", "--concurrency", str(slots)]
     proc = subprocess.Popen(cmd, env={**os.environ, "LUME_WORKER_NAME": name}, process_group=0)  # wrapper, Celery, its child
 
     def stop_tree(signum, _frame):
@@ -84,7 +99,7 @@ def start(name: str, queue: str, echo=print) -> int:
             return proc.returncode
         if time.time() > deadline:
             stop_tree(signal.SIGTERM, None)
-    echo(f"worker {full} ready: queue {queue}, pid {os.getpid()}, instance {home}")
+    echo(f"worker {full} ready: queue {queue}, {slots} steps at once (pool {pool}), pid {os.getpid()}, instance {home}")
     return proc.wait()
 
 

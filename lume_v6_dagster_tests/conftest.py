@@ -56,3 +56,13 @@ def read_events(folder: Path) -> list[dict]:
 
 def write_events(folder: Path, events: list[dict]) -> None:
     (folder / "session.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def overlapping(spans: list[tuple[float, float]]) -> int:
+    """The most spans in progress at one instant."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    now = most = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most

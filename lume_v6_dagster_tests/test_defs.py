@@ -1,5 +1,6 @@
 """Loading the code location fails here, in one obvious place, on any wiring mistake."""
 
+from lume_v6_dagster import capacity
 from lume_v6_dagster.definitions import defs
 
 
@@ -8,3 +9,10 @@ def test_definitions_load():
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} >= {"raw_capture", "validated_capture", "track_pairs"}
     assert defs.resolve_job_def("ingest_track").partitions_def.name == "tracks"
     assert defs.resolve_sensor_def("capture_sensor")
+
+
+def test_each_heavy_step_claims_a_slot_of_its_hosts_pool():
+    """Ingest and training steps wait for a slot of the pool their host sized (lume_v6_dagster/capacity.py)."""
+    pools = {k.to_user_string(): defs.get_assets_def(k).op.pool for k in defs.get_repository_def().asset_graph.get_all_asset_keys()}
+    assert {k for k, p in pools.items() if p == capacity.INGEST_POOL} == {"raw_capture", "validated_capture", "track_pairs"}
+    assert {k for k, p in pools.items() if p == capacity.TRAINING_POOL} == {"san_v6", "encoder_flow_v6", "v5_baseline"}

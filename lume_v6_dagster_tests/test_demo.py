@@ -10,11 +10,15 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from lume_v6_dagster import contract, runs
+from lume_v6_dagster.assets import training
+from lume_v6_dagster.resources import ArtifactStore, TrainingHost
+from lume_v6_dagster_tests.conftest import overlapping
 from lume_v6_dagster.checksums import sha256_file
 from lume_v6_dagster.cli import main
 
 LISTENED = [f"{m}=pass" for m in contract.MODES]
 ON_DEVICE = ["v5_chain1=pass", "v6_swap=pass"]
+TRAINING = ("san_v6", "encoder_flow_v6", "v5_baseline")
 # The tiny profile trains for seconds on 10 half-minute tracks: it cannot meet the production
 # thresholds, and these tests are about the human records, so the automatic gates (and the comparison
 # of two tiny retrains with the champion) are set to pass.
@@ -27,7 +31,8 @@ TINY_THRESHOLDS = {"min_tracks": 10, "min_cell_minutes": 0.0, "flow_val_loss_max
 def demo(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
     env = {"DAGSTER_HOME": tmp / "home", "LUME_CAPTURE_ROOT": tmp / "cap", "LUME_ARTIFACT_ROOT": tmp / "art", "LUME_TRAINING_THREADS": "1",
-           "LUME_TRAINING_PROFILE": "tiny"}  # set here so the demo's own setting is undone after the module
+           "LUME_TRAINING_PROFILE": "tiny",  # set here so the demo's own setting is undone after the module
+           "LUME_TRAINING_PARALLEL": "3", "LUME_INGEST_PARALLEL": "2"}  # side by side whatever the cores of the machine
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, str(value))
@@ -59,6 +64,28 @@ def test_demo_runs_the_chain_and_a_second_run_reuses_it(demo):
     assert second.exit_code == 0, second.output
     assert "tracks: 10 (10 reused, 0 failed)" in second.output and "training reused" in second.output
     assert second.output.strip().splitlines()[-1] == last
+
+
+def test_tracks_ingest_and_models_train_side_by_side_with_the_weights_of_a_serial_run(demo, tmp_path):
+    """The pools the demo sized let two tracks, then the three models, run at once; each model in a
+    process of its own has exactly the weights one process training them in turn gives."""
+    tmp, first = demo
+    assert "side by side on this host: 2 tracks, 3 training steps" in first.output
+    with dg.DagsterInstance.get() as instance:
+        ingest = [instance.get_run_stats(r.run_id) for r in instance.get_runs(dg.RunsFilter(job_name="ingest_track"))]
+        assert overlapping([(s.start_time, s.end_time) for s in ingest]) == 2
+        (train,) = instance.get_runs(dg.RunsFilter(job_name="train"))
+        steps = {s.step_key: s for s in instance.get_run_step_stats(train.run_id)}
+        assert overlapping([(steps[k].start_time, steps[k].end_time) for k in TRAINING]) == 3
+        parallel = {k: instance.get_latest_materialization_event(dg.AssetKey(k)).asset_materialization.metadata for k in TRAINING}
+    serial = dg.DagsterInstance.ephemeral()  # the same split, trained in turn in this process into another folder
+    serial.report_runless_asset_event(dg.AssetMaterialization("dataset_split", metadata={"split_path": parallel["san_v6"]["split_path"].value}))
+    resources = {"artifact_store": ArtifactStore(root=str(tmp_path / "serial")), "training_host": TrainingHost(profile="tiny", threads=1)}
+    result = dg.materialize([training.san_v6, training.encoder_flow_v6, training.v5_baseline], instance=serial, resources=resources)
+    for key in TRAINING:
+        again = result.asset_materializations_for_node(key)[0].metadata
+        assert again["weights_sha256"].value == parallel[key]["weights_sha256"].value, key
+        assert again["run_dir"].value != parallel[key]["run_dir"].value
 
 
 def test_report_has_the_listening_section_with_clips_of_the_requested_length(demo):

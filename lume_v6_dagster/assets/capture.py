@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 
 from lume_v6_dagster import contract
+from lume_v6_dagster.capacity import INGEST_POOL
 from lume_v6_dagster.atomic_files import write_json
 from lume_v6_dagster.capture.folder import file_stats, load_capture, read_capture, fingerprint, schema_violations, sha256_files
 from lume_v6_dagster.deployment import where_it_ran
@@ -25,7 +26,7 @@ def _violation_table(violations) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"| file | place | rule |\n|---|---|---|\n{rows}")
 
 
-@dg.asset(partitions_def=tracks, group_name=GROUP, kinds={"filesystem"})
+@dg.asset(partitions_def=tracks, group_name=GROUP, pool=INGEST_POOL, kinds={"filesystem"})
 def raw_capture(context: dg.AssetExecutionContext, capture_store: CaptureStore, artifact_store: ArtifactStore) -> dg.MaterializeResult:
     """The capture folder as found on disk: checksummed, never modified.
 
@@ -64,7 +65,7 @@ def _block_stats(dynamics: np.ndarray) -> dg.MetadataValue:
     return dg.MetadataValue.md("| block | mean | std | min | max |\n|---|---|---|---|---|\n" + "\n".join(rows))
 
 
-@dg.asset(partitions_def=tracks, group_name=GROUP, deps=[raw_capture], kinds={"numpy"})
+@dg.asset(partitions_def=tracks, group_name=GROUP, pool=INGEST_POOL, deps=[raw_capture], kinds={"numpy"})
 def validated_capture(context: dg.AssetExecutionContext, capture_store: CaptureStore) -> dg.MaterializeResult:
     """The capture read against the contract: events, array headers, audio (docs/capture.md)."""
     folder = capture_store.folder(context.partition_key)
@@ -95,7 +96,7 @@ def dynamics_schema(context: dg.AssetCheckExecutionContext, capture_store: Captu
     return dg.AssetCheckResult(passed=not violations, metadata={"violations": len(violations), "details": _violation_table(violations)})
 
 
-@dg.asset(partitions_def=tracks, group_name=GROUP, deps=[validated_capture], kinds={"numpy"})
+@dg.asset(partitions_def=tracks, group_name=GROUP, pool=INGEST_POOL, deps=[validated_capture], kinds={"numpy"})
 def track_pairs(context: dg.AssetExecutionContext, capture_store: CaptureStore, artifact_store: ArtifactStore) -> dg.MaterializeResult:
     """30 Hz training pairs for one track (docs/pairs_and_models.md): an NPZ named by its digest, written once."""
     track = context.partition_key

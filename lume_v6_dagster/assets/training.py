@@ -5,11 +5,11 @@ from pathlib import Path
 
 import dagster as dg
 import mlx.core as mx
-import torch
 
 from lume_v6_dagster import code_version, contract, plots
+from lume_v6_dagster.capacity import TRAINING_POOL
 from lume_v6_dagster.assets.capture import track_pairs
-from lume_v6_dagster.atomic_files import atomic_path, write_json
+from lume_v6_dagster.atomic_files import atomic_path, save_torch, write_json
 from lume_v6_dagster.assets.upstream import recorded
 from lume_v6_dagster.deployment import TRAINING_TAGS, where_it_ran
 from lume_v6_dagster.capture.folder import changed_files
@@ -23,7 +23,6 @@ from lume_v6_dagster.training.profiles import get_profile
 from lume_v6_dagster.training.san_training import train_san
 
 GROUP = "training"
-POOL = "training"  # size 1 (dagster.yaml): one training asset at a time on the host
 V5_TRAIN_TRACKS = 2
 SAN_DETERMINISM = "seeded; bitwise-identical weights on CPU (tested), not verified on the Apple GPU"
 
@@ -122,20 +121,19 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
     start = time.perf_counter()
     result = train_flow(load_arrays(split, train_ids), load_arrays(split, split.val), split.stats, get_profile(host.profile),
                         host.seed, folder / "checkpoints", in_dim, log=context.log.info, device=host.torch_device())
-    with atomic_path(folder / "model.pt", suffix=".pt") as tmp:
-        torch.save({"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,
-                    "train_tracks": train_ids, "fingerprint": split.fingerprint}, tmp)
+    save_torch(folder / "model.pt", {"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,
+                                     "train_tracks": train_ids, "fingerprint": split.fingerprint})
     return _result(context, name, folder / "model.pt", result.history, result.metrics, time.perf_counter() - start,
                    _provenance(split, split_path, host, determinism))
 
 
-@dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, op_tags=TRAINING_TAGS, kinds={"pytorch"})
+@dg.asset(group_name=GROUP, deps=[dataset_split], pool=TRAINING_POOL, op_tags=TRAINING_TAGS, kinds={"pytorch"})
 def encoder_flow_v6(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
     """ConditioningEncoder V6 (141 -> 768) + one-step FlowGenerator V6, trained jointly (MeanFlow)."""
     return _train_encoder_flow(context, artifact_store, training_host, "encoder_flow_v6", contract.CONDITIONING_DIM)
 
 
-@dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, op_tags=TRAINING_TAGS, kinds={"pytorch"})
+@dg.asset(group_name=GROUP, deps=[dataset_split], pool=TRAINING_POOL, op_tags=TRAINING_TAGS, kinds={"pytorch"})
 def v5_baseline(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
     """The V5 recipe: first 64 dims only, no mode/emotion, 2 training tracks; same validation tracks.
 
@@ -144,7 +142,7 @@ def v5_baseline(context: dg.AssetExecutionContext, artifact_store: ArtifactStore
     return _train_encoder_flow(context, artifact_store, training_host, "v5_baseline", contract.V5_DYNAMICS_DIM, v5_recipe=True)
 
 
-@dg.asset(group_name=GROUP, deps=[dataset_split], pool=POOL, op_tags=TRAINING_TAGS, kinds={"mlx"})
+@dg.asset(group_name=GROUP, deps=[dataset_split], pool=TRAINING_POOL, op_tags=TRAINING_TAGS, kinds={"mlx"})
 def san_v6(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
     """SAN V6 in MLX: music latent + 128-D dynamics -> 16 controls, cross-track validated."""
     split, split_path = _recorded_split(context)

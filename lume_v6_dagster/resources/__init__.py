@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from lume_v6_dagster import capacity
+
 DEFAULT_CAPTURE_ROOT = "./data/captures"
 DEFAULT_ARTIFACT_ROOT = "./data/artifacts"
 
@@ -70,6 +72,7 @@ class TrainingHost(dg.ConfigurableResource):
     # Torch threads; 0 = all cores. These GEMMs are small: on the 2-core CI machine one thread
     # trains 3.4x faster than two (bench/training.py), so one is the default.
     threads: int = 1
+    parallel: int = 0  # training steps at once; 0 = from the device and cores (capacity.training_slots)
     seed: int = 0
     profile: str = "demo"  # tiny | demo | full (lume_v6_dagster.training.profiles)
 
@@ -81,6 +84,10 @@ class TrainingHost(dg.ConfigurableResource):
         if torch.cuda.is_available():
             return "cuda"
         return "mps" if torch.backends.mps.is_available() else "cpu"
+
+    def slots(self) -> int:
+        """How many of the training steps this host runs side by side (the training pool's size)."""
+        return capacity.training_slots(self.parallel, self.threads, self.torch_device(), capacity.cores())
 
     def setup(self) -> str:
         """Threads and deterministic kernels valid for the device; returns the guarantee that holds.
@@ -113,6 +120,7 @@ def default_resources() -> dict:
             name=env.get("LUME_TRAINING_HOST", "mac5"),
             device=env.get("LUME_TRAINING_DEVICE", "auto"),
             threads=int(env.get("LUME_TRAINING_THREADS", 1)),
+            parallel=int(env.get("LUME_TRAINING_PARALLEL", 0)),
             seed=int(env.get("LUME_TRAINING_SEED", 0)),
             profile=env.get("LUME_TRAINING_PROFILE", "demo"),
         ),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from lume_v6_dagster.atomic_files import atomic_path
+from lume_v6_dagster.atomic_files import save_torch
 
 PATTERN = re.compile(r"^epoch_(\d{4})\.pt$")
 KEEP = 2  # the newest and one before it, in case the newest is being written when the host dies
@@ -15,8 +15,7 @@ KEEP = 2  # the newest and one before it, in case the newest is being written wh
 
 def save(ckpt_dir: Path, epoch: int, state: dict) -> Path:
     path = Path(ckpt_dir) / f"epoch_{epoch:04d}.pt"
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(path, state)
     for old in sorted(Path(ckpt_dir).glob("epoch_*.pt"))[:-KEEP]:
         old.unlink()
     return path

@@ -32,6 +32,10 @@ class TwoHost:
     def start_worker(self, name: str) -> None:
         self.workers[name] = worker.launch(name, QUEUES[name], self.env, self.logs / f"{name}-{time.time_ns()}.log")
 
+    def log(self, name: str) -> str:
+        """What the newest worker of that name wrote."""
+        return max(self.logs.glob(f"{name}-*.log"), key=lambda p: int(p.stem.split("-")[-1])).read_text()
+
     def kill_worker(self, name: str) -> None:
         """SIGKILL the worker's whole session at once, as a power cut would: wrapper, Celery and its step."""
         kill_session(self.workers.pop(name).pid)
@@ -50,7 +54,8 @@ def two_host(tmp_path_factory, sim_root):
     host = None
     try:
         env = {**os.environ, **services.start(), "DAGSTER_HOME": str(root / "home"), "LUME_CAPTURE_ROOT": str(root / "captures"),
-               "LUME_ARTIFACT_ROOT": str(root / "artifacts"), "LUME_TRAINING_PROFILE": "tiny", "LUME_TRAINING_THREADS": "1"}
+               "LUME_ARTIFACT_ROOT": str(root / "artifacts"), "LUME_TRAINING_PROFILE": "tiny", "LUME_TRAINING_THREADS": "1",
+               "LUME_TRAINING_PARALLEL": "2"}  # Mac5 holds two of the three training steps: the pool must stop the third
         host = TwoHost(env, root, services, {}, logs)
         for name in QUEUES:
             host.start_worker(name)

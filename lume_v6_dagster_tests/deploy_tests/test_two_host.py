@@ -18,12 +18,13 @@ import pytest
 import torch
 import yaml
 
-from lume_v6_dagster import contract, runs
+from lume_v6_dagster import capacity, contract, runs
 from lume_v6_dagster.assets.release import TRAIN_COMMAND, training_config
 from lume_v6_dagster.dataset import DatasetSplit, load_arrays
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.training.flow_training import train_flow
 from lume_v6_dagster.training.profiles import get_profile
+from lume_v6_dagster_tests.conftest import overlapping
 from lume_v6_dagster_tests.deploy_tests.conftest import TRACKS
 from lume_v6_dagster_tests.ui_tests.dagster_dev import REPO
 
@@ -69,10 +70,12 @@ def test_ingest_on_mac4_and_training_on_mac5_read_back_from_postgres(two_host, o
     reproduce = json.loads(Path(latest(instance, "acceptance_report")["gates_json"]).read_text())["provenance"]["reproduce"]
     config = Path(shlex.split(reproduce.split(" -c ")[1])[0])
     assert reproduce.split(" -c ")[0].endswith(TRAIN_COMMAND) and yaml.safe_load(config.read_text()) == training_config("tiny", 0, "cpu", 1)
-    # The training pool (limit 1) held across workers: no two training steps overlapped.
+    # Mac5's worker sized the training pool from its host (two steps) and runs that many at once: two
+    # models trained side by side, never the third beside them.
+    assert capacity.pool_limit(instance, capacity.TRAINING_POOL) == 2
+    assert "ready: queue mac5, 2 steps at once (pool training)" in two_host.log("mac5")
     stats = {s.step_key: s for s in instance.get_run_step_stats(train.run_id) if s.step_key in TRAINING}
-    spans = sorted((s.start_time, s.end_time) for s in stats.values())
-    assert len(spans) == 3 and all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+    assert len(stats) == 3 and overlapping([(s.start_time, s.end_time) for s in stats.values()]) == 2, stats
 
 
 def test_worker_killed_mid_training_resumes_from_its_checkpoint_with_identical_weights(two_host, on):

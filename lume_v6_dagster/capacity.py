@@ -1,0 +1,52 @@
+"""How many steps a host runs at once, and the Dagster pools that follow it.
+
+A pool is an instance-wide count of slots. The commands that start a host set the pool of the
+steps it runs from what that host has: the demo and `lume-v6 pools` (one machine) both pools,
+each `lume-v6 worker` (two hosts) the pool of its queue. Training follows the training host
+(its cores over the threads each model uses, or every model at once on a GPU); ingest follows
+the cores. Parallel steps change no weights: each model trains in its own process, seeded alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+TRAINING_POOL = "training"
+INGEST_POOL = "ingest"
+TRAINING_STEPS = 3  # san_v6, encoder_flow_v6, v5_baseline: a fourth slot would stay idle
+
+
+def cores() -> int:
+    """Cores this process may run on (a container's or taskset's share, not the whole machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def training_slots(parallel: int, threads: int, device: str, n_cores: int) -> int:
+    """Training steps at once: `parallel` if set, else what the device holds.
+
+    On a CPU each model needs `threads` cores (0 = all of them); a GPU is shared by every model,
+    with a core left for each one's data.
+    """
+    if parallel:
+        return parallel
+    if device != "cpu":
+        return max(1, min(TRAINING_STEPS, n_cores))
+    return max(1, min(TRAINING_STEPS, n_cores // (threads or n_cores)))
+
+
+def ingest_slots() -> int:
+    """Tracks ingested at once: one per core (a 15-minute track peaks at ~1.4 GB, bench/README.md)."""
+    return int(os.environ.get("LUME_INGEST_PARALLEL") or cores())
+
+
+def size_pool(instance: dg.DagsterInstance, pool: str, slots: int) -> int:
+    """Give `pool` this many slots on the instance (shared by every host of a deployment)."""
+    instance.event_log_storage.set_concurrency_slots(pool, slots)
+    return slots
+
+
+def pool_limit(instance: dg.DagsterInstance, pool: str) -> int | None:
+    """The pool's slot count as the instance has it, or None before anyone sized it."""
+    return next((p.limit for p in instance.event_log_storage.get_pool_limits() if p.name == pool and not p.from_default), None)

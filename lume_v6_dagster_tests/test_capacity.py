@@ -1,0 +1,41 @@
+"""How many steps a host runs at once, and the pools that follow it."""
+
+import dagster as dg
+import pytest
+import torch
+
+from lume_v6_dagster import capacity, deployment
+from lume_v6_dagster.atomic_files import save_torch
+from lume_v6_dagster.checksums import sha256_file
+
+
+@pytest.mark.parametrize("parallel, threads, device, cores, slots", [
+    (0, 1, "cpu", 2, 2),  # this machine: V5 and SAN share the core the V6 encoder + flow leaves
+    (0, 1, "cpu", 1, 1),
+    (0, 1, "cpu", 12, 3),  # never more than the three training steps
+    (0, 4, "cpu", 12, 3),
+    (0, 4, "cpu", 8, 2),  # each model takes four cores
+    (0, 0, "cpu", 8, 1),  # threads 0: one model takes every core
+    (0, 1, "mps", 10, 3),  # one GPU, shared by every model
+    (0, 1, "cuda", 2, 2),  # ... with a core for each one's data
+    (2, 1, "cpu", 12, 2),  # set by the host: LUME_TRAINING_PARALLEL
+])
+def test_training_slots_follow_the_device_cores_and_threads(parallel, threads, device, cores, slots):
+    assert capacity.training_slots(parallel, threads, device, cores) == slots
+
+
+def test_a_sized_pool_is_what_the_instance_lets_run(tmp_path):
+    home = deployment.prepare_instance_home(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert capacity.pool_limit(instance, capacity.TRAINING_POOL) is None  # the instance default (1) until a host sizes it
+        capacity.size_pool(instance, capacity.TRAINING_POOL, 2)
+        assert capacity.pool_limit(instance, capacity.TRAINING_POOL) == 2
+
+
+def test_saved_weights_are_the_same_bytes_every_time(tmp_path):
+    """torch names its archive after the file it writes to; the temporary name of an atomic write must not reach the bytes."""
+    state = {"w": torch.arange(6.0).reshape(2, 3)}
+    save_torch(tmp_path / "a" / "model.pt", state)
+    save_torch(tmp_path / "b" / "model.pt", state)
+    assert sha256_file(tmp_path / "a" / "model.pt") == sha256_file(tmp_path / "b" / "model.pt")
+    assert torch.equal(torch.load(tmp_path / "a" / "model.pt", weights_only=True)["w"], state["w"])
