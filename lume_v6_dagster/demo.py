@@ -52,7 +52,8 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     if not through_executor:
         slots = size_pools(instance, serial)
         steps = None if serial else max(capacity.cores(), slots[capacity.TRAINING_POOL])
-        echo(f"side by side on this host: {slots[capacity.INGEST_POOL]} tracks, {slots[capacity.TRAINING_POOL]} training steps")
+        echo("serial: one track, then one step at a time, in this process" if serial else
+             f"side by side on this host: {slots[capacity.INGEST_POOL]} tracks, {slots[capacity.TRAINING_POOL]} training steps")
     done = instance.get_materialized_partitions(dg.AssetKey("track_pairs"))
     ingested = ingest([t for t in ids if t not in done], instance, 1 if serial else capacity.ingest_slots(), through_executor)
     failed = [track for track, r in ingested.items() if r.status != dg.DagsterRunStatus.SUCCESS]

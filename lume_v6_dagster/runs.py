@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,9 +41,7 @@ def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, t
     follow = progress.shown if shown else (lambda *_: contextlib.nullcontext())
     if through_executor:
         if max_concurrent and deployment.name() == "embedded":
-            # Each step forks from a server that has imported this code once: a fresh interpreter per
-            # step would import torch, MLX and coremltools again (seconds each).
-            run_config["execution"] = {"config": {"multiprocess": {"max_concurrent": max_concurrent, "start_method": {"forkserver": {}}}}}
+            run_config["execution"] = {"config": {"multiprocess": {"max_concurrent": max_concurrent, "start_method": _start_method()}}}
         started = time.time()
         job = dg.build_reconstructable_job("lume_v6_dagster.runs", "resolved_job", reconstructable_args=(name,))
         with follow(instance, lambda: _newest_run(instance, name, started)):
@@ -53,6 +52,21 @@ def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, t
         resolved_job(name).execute_in_process(instance=instance, run_config=run_config, tags=tags, run_id=run_id,
                                               partition_key=partition, raise_on_error=False)
     return instance.get_run_by_id(run_id)
+
+
+_SERVER_ENV: dict[str, str] = {}
+
+
+def _start_method() -> dict:
+    """forkserver: each step forks from a server that imported this code once, where a fresh
+    interpreter per step would import torch, MLX and coremltools again (seconds each).
+
+    The server lives as long as this process and keeps the environment it started with, which
+    is where the steps read their settings; after a change to them, steps spawn afresh.
+    """
+    env = {k: v for k, v in os.environ.items() if k.startswith(("LUME_", "DAGSTER_"))}
+    _SERVER_ENV.update(env if not _SERVER_ENV else {})
+    return {"forkserver": {"preload_modules": [__name__]}} if env == _SERVER_ENV else {"spawn": {}}
 
 
 def _newest_run(instance: dg.DagsterInstance, name: str, since: float) -> str | None:

@@ -21,7 +21,7 @@ RATIOS = {
     "inference": ["ratio_floor_to_measured", "frozen_graph_ms", "floor_ms"],
     "sensor": ["one_new_growth_first_to_last"],
     "increment": ["ratio_increment_to_full"],
-    "full_scale": ["total_minutes"],
+    "full_scale": ["total_minutes", "parallel_to_serial"],
     "one_step": ["fd_samples", "mode_accuracy_real_music"],
     "two_host": ["chain_celery_s", "chain_in_process_s", "speedup_2_workers"],
 }
@@ -55,6 +55,13 @@ def test_one_step_ablation_reports_every_variant_with_v5():
     assert set(table) == {"today", "ema+warmup+distill8"}
     for row in table.values():
         assert row["fd_1step"][0] > 0 and row["fd_ratio"][0] > 0 and row["v5_val_loss"] > 0
+
+
+def test_full_scale_runs_both_plans_with_the_same_weights():
+    out = run_bench("full_scale")  # cached: the run above
+    assert set(out["plans"]) == {"serial", "parallel"} and out["weights_identical"] is True
+    for plan in out["plans"].values():
+        assert plan["cpu_percent"] > 0 and plan["peak_tree_rss_mb"] > 0 and plan["stage_seconds"]["encoder_flow_v6"] > 0
 
 
 def test_unknown_bench_is_refused():
