@@ -5,7 +5,6 @@ a second demo reuses every partition already materialized instead of starting ov
 """
 
 import json
-import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -92,7 +91,7 @@ def ingest(track_ids: list[str], instance: dg.DagsterInstance, workers: int, thr
         bar.close()
         return runs_by_track
     ids = {}
-    with ProcessPoolExecutor(max_workers=min(workers, len(track_ids)), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(track_ids)), mp_context=runs.process_context()) as pool:
         futures = {pool.submit(_ingest_id, track, through_executor): track for track in track_ids}
         for future in as_completed(futures):
             ids[futures[future]] = future.result()

@@ -10,6 +10,8 @@ through the same mel round trip is the reference: it is what the inversion alone
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -109,8 +111,13 @@ def _write(out_dir: Path, name: str, mel_db: np.ndarray, title: str, pair_hz: fl
 
 
 def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float = CLIP_SECONDS,
-           pair_hz: float = PairsConfig().pair_hz, seed: int = 0) -> list[Clip]:
-    """Every clip of one listening session, written to `out_dir` with previews.json; deterministic for a seed."""
+           pair_hz: float = PairsConfig().pair_hz, seed: int = 0, workers: int = 1) -> list[Clip]:
+    """Every clip of one listening session, written to `out_dir` with previews.json; deterministic for a seed.
+
+    The models run here, frame by frame; the mel inversions (seconds each, held by the GIL)
+    run in `workers` processes, and each clip's Griffin-Lim is seeded alone, so the files do
+    not depend on how many.
+    """
     window = body_window(pairs, seconds, pair_hz)
     cond = window.conditioning
     own_mode = int(cond[0, contract.MODE_SLICE].argmax())
@@ -118,15 +125,22 @@ def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float = C
     noise = np.random.default_rng(seed).standard_normal((len(cond), contract.NOISE_DIM)).astype(np.float32)
     jobs = [(f"v6-{m}", "V6", i, emotion, with_labels(cond, i, emotion)) for i, m in enumerate(contract.MODES)]
     jobs += [(f"v6-emotion-{e}", "V6", own_mode, i, with_labels(cond, own_mode, i)) for i, e in enumerate(contract.EMOTIONS) if i != emotion]
-    clips = []
-    for name, model, mode, emo, c in jobs + [("v5", "V5", None, None, cond)]:
-        frames = one_step_frames(*(v6 if model == "V6" else v5), c, noise)
-        labels = f"{contract.MODES[mode]}, {contract.EMOTIONS[emo]}" if mode is not None else "no mode or emotion input"
-        wav, png, length = _write(out_dir, name, frames, f"{model}: {labels}", pair_hz, seed)
-        clips.append(Clip(name, model, contract.MODES[mode] if mode is not None else None,
-                          contract.EMOTIONS[emo] if emo is not None else None, length, wav, png))
-    wav, png, length = _write(out_dir, "reference", window.latent, f"reference: {pairs.track_id} through the mel round trip", pair_hz, seed)
-    clips.append(Clip("reference", "reference", contract.MODES[own_mode], None, length, wav, png))
+    jobs += [("v5", "V5", None, None, cond)]
+    clips, mels, titles = [], [], []
+    for name, model, mode, emo, c in jobs:
+        mels.append(one_step_frames(*(v6 if model == "V6" else v5), c, noise))
+        titles.append(f"{model}: " + (f"{contract.MODES[mode]}, {contract.EMOTIONS[emo]}" if mode is not None else "no mode or emotion input"))
+        clips.append((name, model, contract.MODES[mode] if mode is not None else None, contract.EMOTIONS[emo] if emo is not None else None))
+    mels.append(window.latent)
+    titles.append(f"reference: {pairs.track_id} through the mel round trip")
+    clips.append(("reference", "reference", contract.MODES[own_mode], None))
+    args = ([out_dir] * len(clips), [c[0] for c in clips], mels, titles, [pair_hz] * len(clips), [seed] * len(clips))
+    if workers > 1:
+        with ProcessPoolExecutor(min(workers, len(clips)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            written = list(pool.map(_write, *args))
+    else:
+        written = list(map(_write, *args))
+    clips = [Clip(*c[:4], length, wav, png) for c, (wav, png, length) in zip(clips, written)]
     write_json(out_dir / "previews.json", {"track_id": window.track_id, "start_seconds": window.start, "seconds": seconds,
                                            "real_share": window.real_share, "seed": seed, "clips": [asdict(c) for c in clips]})
     return clips

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import multiprocessing
 import os
 import time
 import uuid
@@ -57,16 +58,29 @@ def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, t
 _SERVER_ENV: dict[str, str] = {}
 
 
-def _start_method() -> dict:
-    """forkserver: each step forks from a server that imported this code once, where a fresh
-    interpreter per step would import torch, MLX and coremltools again (seconds each).
+def _server_fits() -> bool:
+    """Can steps fork from this process's fork server, which imports this code once?
 
+    A fresh interpreter per step would import torch, MLX and coremltools again (seconds each).
     The server lives as long as this process and keeps the environment it started with, which
-    is where the steps read their settings; after a change to them, steps spawn afresh.
+    is where steps read their settings; after a change to them, steps spawn afresh.
     """
     env = {k: v for k, v in os.environ.items() if k.startswith(("LUME_", "DAGSTER_"))}
     _SERVER_ENV.update(env if not _SERVER_ENV else {})
-    return {"forkserver": {"preload_modules": [__name__]}} if env == _SERVER_ENV else {"spawn": {}}
+    return env == _SERVER_ENV
+
+
+def process_context():
+    """The multiprocessing context for a run's or a track's own process (see `_server_fits`)."""
+    if not _server_fits():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def _start_method() -> dict:
+    return {"forkserver": {"preload_modules": [__name__]}} if _server_fits() else {"spawn": {}}
 
 
 def _newest_run(instance: dg.DagsterInstance, name: str, since: float) -> str | None:

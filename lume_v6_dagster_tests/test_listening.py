@@ -30,7 +30,8 @@ def test_clips_have_the_requested_length_are_not_silent_and_repeat(pairs_paths, 
         assert rate == contract.SAMPLE_RATE and abs(len(audio) / rate - 3.0) < 0.05, clip
         assert np.sqrt((audio ** 2).mean()) > 1e-3 and np.abs(audio).max() <= 1.0, clip
         assert (tmp_path / "a" / clip.spectrogram).stat().st_size > 1000
-    again = listening.render(tmp_path / "b", pairs, v6, v5, seconds=3.0, seed=4)
+    again = listening.render(tmp_path / "b", pairs, v6, v5, seconds=3.0, seed=4, workers=2)  # inversions in two processes
+    assert [c.name for c in again] == [c.name for c in clips]
     assert all((tmp_path / "a" / c.wav).read_bytes() == (tmp_path / "b" / c.wav).read_bytes() for c in again)
     previews = json.loads((tmp_path / "a" / "previews.json").read_text())
     assert previews["track_id"] == split.val[0] and 0 < previews["real_share"] <= 1

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import yaml
 
-from lume_v6_dagster import code_version, contract, listening, plots
+from lume_v6_dagster import capacity, code_version, contract, listening, plots
 from lume_v6_dagster.acceptance import champion as champion_mod
 from lume_v6_dagster.acceptance import gates as gates_mod
 from lume_v6_dagster.acceptance.evaluate import Inputs, evaluate
@@ -195,7 +195,8 @@ def listening_previews(context: dg.AssetExecutionContext, config: PreviewConfig,
     out = Path(artifact_store.root) / "release" / "listening" / context.run.run_id
     m = trained.modules
     clips = listening.render(out, trained.split.read(track), (m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"]),
-                             (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"]), seconds=config.seconds, seed=config.seed)
+                             (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"]), seconds=config.seconds, seed=config.seed,
+                             workers=capacity.cores())
     shown = [c for c in clips if (c.name.startswith("v6-") and "emotion" not in c.name) or c.name == "reference"]
     return dg.MaterializeResult(metadata={**where_it_ran(),
         "folder": dg.MetadataValue.path(str(out)), "clips": len(clips), "seconds": config.seconds, "track": track,
