@@ -9,6 +9,7 @@ the cores. Parallel steps change no weights: each model trains in its own proces
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import dagster as dg
@@ -34,6 +35,12 @@ def training_slots(parallel: int, threads: int, device: str, n_cores: int) -> in
     if device != "cpu":
         return max(1, min(TRAINING_STEPS, n_cores))
     return max(1, min(TRAINING_STEPS, n_cores // (threads or n_cores)))
+
+
+def helper_processes() -> int:
+    """Processes a step may start for its own work: one per core, none inside a daemonic process
+    (a Celery worker's pool process), which Python does not let have children."""
+    return 1 if multiprocessing.current_process().daemon else cores()
 
 
 def ingest_slots() -> int:

@@ -55,11 +55,11 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
              f"side by side on this host: {slots[capacity.INGEST_POOL]} tracks, {slots[capacity.TRAINING_POOL]} training steps")
     done = instance.get_materialized_partitions(dg.AssetKey("track_pairs"))
     ingested = ingest([t for t in ids if t not in done], instance, 1 if serial else capacity.ingest_slots(), through_executor)
-    failed = [track for track, r in ingested.items() if r.status != dg.DagsterRunStatus.SUCCESS]
+    failed = [track for track, r in ingested.items() if r is None or r.status != dg.DagsterRunStatus.SUCCESS]
     echo(f"tracks: {len(ids)} ({len(done & set(ids))} reused, {len(failed)} failed)")
     for track in failed:
         echo(f"  failed: {track} (see the run in the Dagster UI)")
-    ran = list(ingested.values())
+    ran = [r for r in ingested.values() if r is not None]
     decision = training_decision(instance)
     if isinstance(decision, dg.SkipReason):
         echo(f"training reused: {decision.skip_message}")
@@ -80,24 +80,29 @@ def size_pools(instance: dg.DagsterInstance, serial: bool = False) -> dict[str, 
     return {pool: capacity.size_pool(instance, pool, 1 if serial else n) for pool, n in wanted.items()}
 
 
-def ingest(track_ids: list[str], instance: dg.DagsterInstance, workers: int, through_executor: bool) -> dict[str, dg.DagsterRun]:
-    """One `ingest_track` run per track, `workers` of them at once (each in a process of its own); one bad track stops none."""
+def ingest(track_ids: list[str], instance: dg.DagsterInstance, workers: int, through_executor: bool) -> dict[str, dg.DagsterRun | None]:
+    """One `ingest_track` run per track, `workers` at once, each in a process of its own; one bad track stops none.
+
+    None for a track whose process died before its run could report.
+    """
     bar = tqdm(total=len(track_ids), desc="ingest tracks", unit="track")
     if workers <= 1 or len(track_ids) <= 1:
-        runs_by_track = {}
+        found = {}
         for track in track_ids:
-            runs_by_track[track] = _ingest_one(track, through_executor, instance)
+            found[track] = _ingest_one(track, through_executor, instance)
             bar.update()
         bar.close()
-        return runs_by_track
+        return found
     ids = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(track_ids)), mp_context=runs.process_context()) as pool:
         futures = {pool.submit(_ingest_id, track, through_executor): track for track in track_ids}
         for future in as_completed(futures):
-            ids[futures[future]] = future.result()
+            if error := future.exception():
+                tqdm.write(f"{futures[future]}: its ingest process failed before its run reported: {error!r}")
+            ids[futures[future]] = None if error else future.result()
             bar.update()
     bar.close()
-    return {track: instance.get_run_by_id(ids[track]) for track in track_ids}
+    return {track: ids[track] and instance.get_run_by_id(ids[track]) for track in track_ids}
 
 
 def _ingest_one(track: str, through_executor: bool, instance: dg.DagsterInstance) -> dg.DagsterRun:

@@ -1,5 +1,7 @@
 """How many steps a host runs at once, and the pools that follow it."""
 
+import multiprocessing
+
 import dagster as dg
 import pytest
 import torch
@@ -39,3 +41,19 @@ def test_saved_weights_are_the_same_bytes_every_time(tmp_path):
     save_torch(tmp_path / "b" / "model.pt", state)
     assert sha256_file(tmp_path / "a" / "model.pt") == sha256_file(tmp_path / "b" / "model.pt")
     assert torch.equal(torch.load(tmp_path / "a" / "model.pt", weights_only=True)["w"], state["w"])
+
+
+def _helpers_in_a_daemon(out):
+    out.put(capacity.helper_processes())
+
+
+def test_a_step_inside_a_daemonic_worker_process_starts_no_helpers():
+    """A Celery worker runs steps in daemonic processes, which may not start their own (the previews
+    once failed there with "daemonic processes are not allowed to have children")."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_helpers_in_a_daemon, args=(out,), daemon=True)
+    proc.start()
+    assert out.get(timeout=60) == 1
+    proc.join()
+    assert capacity.helper_processes() == capacity.cores()

@@ -196,7 +196,7 @@ def listening_previews(context: dg.AssetExecutionContext, config: PreviewConfig,
     m = trained.modules
     clips = listening.render(out, trained.split.read(track), (m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"]),
                              (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"]), seconds=config.seconds, seed=config.seed,
-                             workers=capacity.cores())
+                             workers=capacity.helper_processes())
     shown = [c for c in clips if (c.name.startswith("v6-") and "emotion" not in c.name) or c.name == "reference"]
     return dg.MaterializeResult(metadata={**where_it_ran(),
         "folder": dg.MetadataValue.path(str(out)), "clips": len(clips), "seconds": config.seconds, "track": track,

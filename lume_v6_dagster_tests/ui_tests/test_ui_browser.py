@@ -12,10 +12,16 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
+
+from lume_v6_dagster import capacity
+from lume_v6_dagster_tests.conftest import overlapping
 from lume_v6_dagster_tests.ui_tests.dagster_dev import REPO, dagster_dev
 
 CHROMIUM = "/usr/bin/chromium"
@@ -76,13 +82,21 @@ def test_the_user_works_in_the_ui(tmp_path, sim_root):
     for track in FIRST:
         shutil.copytree(sim_root / track, captures / track)
     env = {**os.environ, "DAGSTER_HOME": str(home), "LUME_CAPTURE_ROOT": str(captures), "LUME_ARTIFACT_ROOT": str(artifacts),
-           "LUME_SETTLE_SECONDS": "0", "LUME_TRAINING_PROFILE": "tiny", "LUME_TRAINING_THREADS": "1"}
+           "LUME_SETTLE_SECONDS": "0", "LUME_TRAINING_PROFILE": "tiny", "LUME_TRAINING_THREADS": "1",
+           "LUME_INGEST_PARALLEL": "3"}  # a host of three cores: more than the two runs the instance once allowed
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    pools = subprocess.run([str(Path(sys.executable).parent / "lume-v6"), "pools"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert pools.returncode == 0 and "pool ingest: 3 at once" in pools.stdout, pools.stdout + pools.stderr  # what `make ui` does first
     with dagster_dev(env, tmp_path / "dagster_dev.log") as url:
         wait_for("the sensor to add the first partitions", lambda: set(FIRST) <= _partitions(url), 240)
         shutil.copytree(sim_root / LATE, captures / f".{LATE}.copying")  # a capture lands on the disk
         os.rename(captures / f".{LATE}.copying", captures / LATE)
         wait_for("the sensor's ingest runs", lambda: _all_ingested(url, [*FIRST, LATE]), 600)
+        with dg.DagsterInstance.from_config(str(home)) as instance:  # the pools the daemon's runs claim slots of
+            assert capacity.pool_limit(instance, capacity.INGEST_POOL) == 3
+            steps = [s for r in instance.get_runs(dg.RunsFilter(job_name="ingest_track")) for s in instance.get_run_step_stats(r.run_id)
+                     if s.step_key in ("raw_capture", "validated_capture", "track_pairs")]
+            assert 1 <= overlapping([(s.start_time, s.end_time) for s in steps]) <= 3, steps  # the pool holds
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
