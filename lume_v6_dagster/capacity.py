@@ -54,6 +54,12 @@ def size_pool(instance: dg.DagsterInstance, pool: str, slots: int) -> int:
     return slots
 
 
+def size_host_pools(instance: dg.DagsterInstance, training: int, serial: bool = False) -> dict[str, int]:
+    """One machine: this host sizes both pools, ingest from its cores (`serial`: one slot each)."""
+    wanted = {INGEST_POOL: ingest_slots(), TRAINING_POOL: training}
+    return {pool: size_pool(instance, pool, 1 if serial else n) for pool, n in wanted.items()}
+
+
 def pool_limit(instance: dg.DagsterInstance, pool: str) -> int | None:
     """The pool's slot count as the instance has it, or None before anyone sized it."""
     return next((p.limit for p in instance.event_log_storage.get_pool_limits() if p.name == pool and not p.from_default), None)

@@ -92,13 +92,14 @@ def pools(serial):
     """Size this instance's pools from this host (before `dagster dev`): ingest from its cores, training from the training host."""
     import dagster as dg
 
-    from lume_v6_dagster import demo as demo_mod
+    from lume_v6_dagster import capacity
+    from lume_v6_dagster.resources import default_resources
 
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
     if os.environ.get("LUME_DEPLOYMENT") == "two-host":
         raise click.ClickException("two hosts: each `lume-v6 worker` sizes the pool of its own host when it starts")
     with dg.DagsterInstance.get() as instance:
-        for pool, slots in demo_mod.size_pools(instance, serial).items():
+        for pool, slots in capacity.size_host_pools(instance, default_resources()["training_host"].slots(), serial).items():
             click.echo(f"pool {pool}: {slots} at once")
 
 

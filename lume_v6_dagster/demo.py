@@ -49,7 +49,7 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     instance.add_dynamic_partitions(tracks.name, ids)
     steps = None  # two hosts: each worker sizes the pool of its own host
     if not through_executor:
-        slots = size_pools(instance, serial)
+        slots = capacity.size_host_pools(instance, default_resources()["training_host"].slots(), serial)
         steps = None if serial else max(capacity.cores(), slots[capacity.TRAINING_POOL])
         echo("serial: one track, then one step at a time, in this process" if serial else
              f"side by side on this host: {slots[capacity.INGEST_POOL]} tracks, {slots[capacity.TRAINING_POOL]} training steps")
@@ -71,13 +71,6 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     if through_executor:
         echo(where_table(instance, [r.run_id for r in ran]))
     return _summary(instance, Path(os.environ["LUME_ARTIFACT_ROOT"]), echo)
-
-
-def size_pools(instance: dg.DagsterInstance, serial: bool = False) -> dict[str, int]:
-    """One machine: this host sizes the ingest and training pools (`serial`: one slot each)."""
-    host = default_resources()["training_host"]
-    wanted = {capacity.INGEST_POOL: capacity.ingest_slots(), capacity.TRAINING_POOL: host.slots()}
-    return {pool: capacity.size_pool(instance, pool, 1 if serial else n) for pool, n in wanted.items()}
 
 
 def ingest(track_ids: list[str], instance: dg.DagsterInstance, workers: int, through_executor: bool) -> dict[str, dg.DagsterRun | None]:
