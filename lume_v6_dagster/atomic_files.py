@@ -10,9 +10,30 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it: under a lock, set straight back)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def _as_created(path: Path, mode: int) -> None:
+    """Give a temporary file or folder the mode a plain open() or mkdir() would have.
+
+    tempfile makes them private (0600, 0700): renamed into place as they are, another
+    account reading the shared artifact root (Mac4's UI reading Mac5's output) could not.
+    """
+    os.chmod(path, mode & ~_umask())
 
 
 @contextlib.contextmanager
@@ -26,6 +47,7 @@ def atomic_path(target: Path, suffix: str = ""):
         yield Path(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        _as_created(Path(tmp), 0o666)
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -73,6 +95,7 @@ def atomic_dir(target: Path, overwrite: bool = False, suffix: str = ".tmp"):
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
     try:
         yield tmp
+        _as_created(tmp, 0o777)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             os.replace(target, old)

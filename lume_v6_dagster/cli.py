@@ -8,10 +8,17 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from lume_v6_dagster import deployment
+
 
 @click.group()
 def main():
     """LUME Music V6 retrain pipeline."""
+
+
+def _default_home() -> Path:
+    """DAGSTER_HOME, set to the deployment's default when unset: every command reads the same instance."""
+    return Path(os.environ.setdefault("DAGSTER_HOME", str(deployment.default_home())))
 
 
 @main.command()
@@ -55,7 +62,9 @@ def demo(n_tracks, minutes, profile, seed, deploy, serial):
     """Simulate captures (if absent) and run the whole chain through Dagster, side by side as far as the host allows."""
     from lume_v6_dagster import demo as demo_mod
 
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
+    if deploy == "two-host":
+        os.environ["LUME_DEPLOYMENT"] = "two-host"
+    _default_home()
     if deploy == "two-host":
         if serial:
             raise click.UsageError("--serial is for the embedded deployment: two hosts run what their workers hold")
@@ -69,15 +78,19 @@ def demo(n_tracks, minutes, profile, seed, deploy, serial):
 @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=Path(".services"), show_default=True)
 @click.option("--pg-port", default=5433, show_default=True)
 @click.option("--redis-port", default=6380, show_default=True)
-def services(action, root, pg_port, redis_port):
-    """Local PostgreSQL (the shared instance) and Redis (the broker) on loopback, for development and tests."""
-    from lume_v6_dagster.services import ServiceError, Services
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address clients reach them at (they also listen on loopback).")
+def services(action, root, pg_port, redis_port, host):
+    """Local PostgreSQL (the shared instance) and Redis (the broker), for development and tests; password: LUME_SERVICES_PASSWORD."""
+    from lume_v6_dagster.services import DEFAULT_PASSWORD, ServiceError, Services
 
-    local = Services(root=root, pg_port=pg_port, redis_port=redis_port)
+    local = Services(root=root, pg_port=pg_port, redis_port=redis_port, host=host)
     try:
         if action == "start":
+            local.start()
+            if "LUME_SERVICES_PASSWORD" not in os.environ:
+                click.echo(f"password: the loopback-only default; export LUME_SERVICES_PASSWORD={DEFAULT_PASSWORD} (set your own before start)")
             click.echo("started; the UI, the daemon and every worker need:")
-            click.echo("\n".join(f"export {k}={v}" for k, v in local.start().items()))
+            click.echo("\n".join(f'export {k}="{v}"' for k, v in local.shown_env().items()))
         elif action == "stop":
             click.echo(f"stopped: {', '.join(local.stop()) or 'nothing was running'}")
         for name, state in local.status().items():
@@ -95,7 +108,7 @@ def pools(serial):
     from lume_v6_dagster import capacity
     from lume_v6_dagster.resources import default_resources
 
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
+    _default_home()
     if os.environ.get("LUME_DEPLOYMENT") == "two-host":
         raise click.ClickException("two hosts: each `lume-v6 worker` sizes the pool of its own host when it starts")
     with dg.DagsterInstance.get() as instance:
@@ -108,15 +121,12 @@ def pools(serial):
 @click.option("--queue", required=True, help="Queue it serves: 'dagster' (ingest, release: Mac4) or 'mac5' (training).")
 def worker_command(name, queue):
     """A dagster-celery worker bound to one queue; refuses to start if it cannot reach what its steps need."""
-    from lume_v6_dagster import deployment, worker
-    from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT, DEFAULT_CAPTURE_ROOT
+    from lume_v6_dagster import worker
 
     os.environ["LUME_DEPLOYMENT"] = "two-host"
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster-two-host").resolve())))
     try:
-        deployment.prepare_instance_home(home)
-        problems = deployment.unreachable(os.environ.get("LUME_CAPTURE_ROOT", DEFAULT_CAPTURE_ROOT),
-                                          os.environ.get("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT))
+        deployment.prepare_instance_home(_default_home())
+        problems = deployment.unreachable(*deployment.roots())
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     if problems:
@@ -130,17 +140,16 @@ def _record(kind, by: str, items: list[str], report: str | None, comment: str) -
 
     from lume_v6_dagster import contract, runs
     from lume_v6_dagster.acceptance import signoff as records
-    from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT
 
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
-    artifacts = Path(os.environ.get("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT))
+    _default_home()
     try:
+        artifacts = Path(deployment.roots()[1])
         records.parse_input(kind, by, items, comment)  # the input first: a bad one writes nothing
         instance = dg.DagsterInstance.get()
         chosen = records.choose_report(runs.reports(instance), report, records.last_signed_at(artifacts))
         v6 = {n: d for n, d in chosen.verdict()["packages_sha256"].items() if n in contract.PACKAGES}
         path = records.append(artifacts, records.make_record(kind, by, items, chosen.run_id, v6, comment))
-    except records.SignoffError as e:
+    except (records.SignoffError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"report {chosen.run_id} ({chosen.page}), made {chosen.made_at.isoformat(timespec='seconds')}")
     click.echo("V6 packages: " + ", ".join(f"{n} {d[:12]}" for n, d in sorted(v6.items())))
@@ -195,12 +204,11 @@ def retention(keep, really):
     import dagster as dg
 
     from lume_v6_dagster import retention as retention_mod
-    from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT, DEFAULT_CAPTURE_ROOT
 
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster").resolve()))
-    artifacts = Path(os.environ.get("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT))
+    _default_home()
     try:
-        plan = retention_mod.plan(dg.DagsterInstance.get(), artifacts, keep, Path(os.environ.get("LUME_CAPTURE_ROOT", DEFAULT_CAPTURE_ROOT)))
+        captures, artifacts = map(Path, deployment.roots())
+        plan = retention_mod.plan(dg.DagsterInstance.get(), artifacts, keep, captures)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     for bundle in plan.keep_bundles:

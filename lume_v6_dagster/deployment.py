@@ -26,6 +26,11 @@ TRAINING_TAGS = {QUEUE_TAG: TRAINING_QUEUE}
 # step holds its message, so this must outlast the longest step (a full training: ~25 min).
 VISIBILITY_TIMEOUT = 7 * 24 * 3600
 CONNECT_TIMEOUT = 5  # seconds before an unreachable broker or database is reported
+# A step whose worker process dies (out of memory, a native crash) is sent again; after this many
+# deliveries that each killed their process the step fails instead of looping (LUME_MAX_DELIVERIES).
+MAX_DELIVERIES = 3
+RETRY_DELAY = 2  # seconds between a lost delivery and the next
+ROOTS = {"LUME_CAPTURE_ROOT": "./data/captures", "LUME_ARTIFACT_ROOT": "./data/artifacts"}
 
 
 def name() -> str:
@@ -33,6 +38,31 @@ def name() -> str:
     if value not in ("embedded", "two-host"):
         raise ValueError(f"LUME_DEPLOYMENT={value!r}: one of embedded, two-host")
     return value
+
+
+def default_home() -> Path:
+    """DAGSTER_HOME when unset, the same for every command: two-host keeps its PostgreSQL config apart."""
+    return Path(".dagster-two-host" if name() == "two-host" else ".dagster").resolve()
+
+
+def roots() -> tuple[str, str]:
+    """(capture root, artifact root) from the environment; two hosts need absolute paths both see.
+
+    A relative path would resolve against each host's own working directory: Mac5 would
+    train on, and write to, folders Mac4 never reads.
+    """
+    values = [os.environ.get(key, default) for key, default in ROOTS.items()]
+    if name() == "two-host":
+        for key, value in zip(ROOTS, values):
+            if key not in os.environ or not Path(value).is_absolute():
+                raise ValueError(f"{key}={os.environ.get(key, '(unset)')}: two hosts need an absolute path that both see "
+                                 f"(e.g. /Volumes/HD1/...), not one each host resolves against its own working directory")
+    return values[0], values[1]
+
+
+def compute_log_dir() -> str:
+    """Where steps' stdout and stderr go: under the shared artifact root, so Mac4's UI shows what Mac5 printed."""
+    return os.environ.setdefault("LUME_COMPUTE_LOG_DIR", str(Path(roots()[1]) / "compute-logs"))
 
 
 def instance_yaml() -> Path:
@@ -43,6 +73,8 @@ def instance_yaml() -> Path:
 def prepare_instance_home(home: Path) -> Path:
     """Give DAGSTER_HOME this deployment's dagster.yaml (Dagster reads it from there only)."""
     home.mkdir(parents=True, exist_ok=True)
+    if name() == "two-host":
+        compute_log_dir()
     target = home / "dagster.yaml"
     if not target.exists():
         shutil.copy(instance_yaml(), target)
@@ -68,17 +100,40 @@ def result_backend_url() -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
-def celery_config() -> dict:
-    """The Celery executor's config; every worker starts from the same (they must match)."""
+def secret_free(url: str) -> str:
+    """A URL fit to print: its password masked."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return maybe_sanitize_url(url)
+
+
+def max_deliveries() -> int:
+    return int(os.environ.get("LUME_MAX_DELIVERIES", MAX_DELIVERIES))
+
+
+def celery_config(urls: bool = True) -> dict:
+    """The Celery settings every worker and every run share (they must match).
+
+    With `urls=False` the broker and backend are references to the environment, resolved in
+    the process that uses them: run config and job snapshots are stored in the instance, and
+    a URL may hold a password.
+    """
+    if urls:
+        locations = {"broker": broker_url(), "backend": result_backend_url()}
+    else:
+        os.environ.setdefault("LUME_RESULT_BACKEND", result_backend_url())
+        locations = {"broker": {"env": "LUME_BROKER_URL"}, "backend": {"env": "LUME_RESULT_BACKEND"}}
     return {
-        "broker": broker_url(),
-        "backend": result_backend_url(),
+        **locations,
         "config_source": {
             # A step's message is acknowledged when the step ends, and handed back to the queue if
             # its worker dies mid-step: a restarted worker runs it again (training resumes from
             # its checkpoint) instead of the run waiting forever for a result that never comes.
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
+            # A worker that lives while its step's process dies sends the step again itself, counting:
+            # lume_v6_dagster/celery_app.py fails it after max_deliveries().
+            "task_retry_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
             "worker_concurrency": 1,  # `lume-v6 worker` passes its host's capacity instead (lume_v6_dagster/capacity.py)
             "broker_connection_timeout": CONNECT_TIMEOUT,
@@ -91,16 +146,17 @@ def celery_config() -> dict:
 
 
 def executor():
-    """The executor for every job: Celery in two-host, else Dagster's default (None)."""
+    """The executor for every job: Celery in two-host (saying where it orchestrates), else Dagster's default (None)."""
     if name() != "two-host":
         return None
     from celery.exceptions import DuplicateTaskNameWarning
-    from dagster_celery import celery_executor
+
+    from lume_v6_dagster.celery_executor import host_celery_executor
 
     # dagster-celery re-creates its one task, identical, for every step it submits from a
     # process; Celery keeps the first and warns for each later one.
     warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
-    return celery_executor.configured(celery_config())
+    return host_celery_executor.configured(celery_config(urls=False))
 
 
 def unreachable(capture_root: str, artifact_root: str) -> list[str]:
@@ -121,7 +177,8 @@ def unreachable(capture_root: str, artifact_root: str) -> list[str]:
 
         redis.Redis.from_url(broker_url(), socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT).ping()
     except Exception as e:  # noqa: BLE001
-        problems.append(f"the broker ({os.environ.get('LUME_BROKER_URL', 'LUME_BROKER_URL unset')}) cannot be reached: {e}")
+        url = secret_free(os.environ.get("LUME_BROKER_URL", "LUME_BROKER_URL unset"))
+        problems.append(f"the broker ({url}) cannot be reached: {e}")
     for label, root, write in (("capture root", capture_root, False), ("artifact root", artifact_root, True)):
         if not Path(root).is_dir():
             problems.append(f"the {label} {root} does not exist here: both hosts must see it at the same absolute path")

@@ -31,7 +31,7 @@ def resolved_job(name: str) -> dg.JobDefinition:
 
 
 def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, through_executor: bool = False,
-            ops: dict | None = None, max_concurrent: int | None = None, shown: bool = True) -> dg.DagsterRun:
+            ops: dict | None = None, max_concurrent: int | None = None, shown: bool = True, resources: dict | None = None) -> dg.DagsterRun:
     """Run job `name` to its end and return the finished run; training progress is shown as it happens.
 
     In process by default. `through_executor` goes through the job's executor instead: Celery in
@@ -39,6 +39,8 @@ def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, t
     """
     tags = dict(tags or {})
     run_config = {**QUIET, "ops": ops} if ops else dict(QUIET)
+    if resources:
+        run_config["resources"] = resources  # e.g. the training host's profile and seed, which travel with the run
     follow = progress.shown if shown else (lambda *_: contextlib.nullcontext())
     if through_executor:
         if max_concurrent and deployment.name() == "embedded":

@@ -1,12 +1,14 @@
 """`lume-v6 worker`: a dagster-celery worker bound to one queue (Mac4: the default queue, Mac5: training).
 
 It starts only when it can reach what its steps need (the instance, the broker, the capture
-and artifact roots), hands back to the queue any step a dead worker left unfinished, says
-when it is ready, and stops its whole process tree when it is stopped.
+and artifact roots), hands back to the queue any step its own predecessor left unfinished,
+says when it is ready, and stops its whole process tree when it is stopped. It runs the app
+of `lume_v6_dagster.celery_app`, configured from the environment: no file holds the broker URL.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -18,20 +20,11 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import yaml
 
 from lume_v6_dagster import capacity, deployment
 from lume_v6_dagster.resources import default_resources
 
 READY_TIMEOUT = 120.0
-
-
-def worker_yaml(home: Path, name: str) -> Path:
-    """The executor config a worker starts from (`dagster-celery worker start -y`)."""
-    path = home / "celery" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"execution": {"config": deployment.celery_config()}}, sort_keys=True))
-    return path
 
 
 def host_capacity(queue: str) -> tuple[str, int]:
@@ -44,25 +37,41 @@ def host_capacity(queue: str) -> tuple[str, int]:
     return capacity.INGEST_POOL, capacity.ingest_slots()
 
 
-def restore_orphans(app, queue: str) -> list[str]:
-    """Put back on `queue` the steps whose worker died mid-step (unacknowledged, held by no live worker).
+def restore_orphans(app, instance: dg.DagsterInstance, queue: str, me: str) -> list[str]:
+    """Put back on `queue` the steps that this worker's predecessor (same name and host) died holding.
 
     With late acks a running step keeps its message unacknowledged; Redis would hand it out
-    again only after the visibility timeout (days). Kombu keeps such messages in the `unacked`
-    hash; any of this queue that no live worker holds is an orphan.
+    again only after the visibility timeout (days). Kombu keeps such messages in its `unacked`
+    hash. Which worker holds one is read from the instance (the step's last "Executing steps"
+    event), not from who answers a broadcast: a busy or paused worker may not answer in time,
+    and a step it still runs must never run twice.
     """
-    inspect = app.control.inspect(timeout=2)
-    held = {task["id"] for part in (inspect.active() or {}, inspect.reserved() or {}) for tasks in part.values() for task in tasks}
     restored = []
     with app.connection_for_write() as conn:
         channel = conn.default_channel
         for tag, raw in channel.client.hgetall(channel.unacked_key).items():
             message, _exchange, routing_key = json.loads(raw)
-            task_id = message.get("headers", {}).get("id")
-            if routing_key == queue and task_id not in held:
+            if routing_key == queue and holder(instance, message) == me:
                 channel.qos.restore_by_tag(tag, channel.client)
-                restored.append(task_id)
+                restored.append(message.get("headers", {}).get("id"))
     return restored
+
+
+def holder(instance: dg.DagsterInstance, message: dict) -> str | None:
+    """The worker (name@host) that last started the step of a Celery message, from the run's events."""
+    from dagster._grpc.types import ExecuteStepArgs
+    from dagster._serdes import unpack_value
+
+    body = message["body"]
+    if message.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args, kwargs, _embed = json.loads(body)  # Celery's message protocol 2; dagster-celery passes keywords
+    args = unpack_value(kwargs.get("execute_step_args_packed") or args[0], as_type=ExecuteStepArgs)
+    started = [e for e in instance.all_logs(args.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+               if e.step_key in (args.step_keys_to_execute or []) and "Executing steps" in (e.dagster_event.message or "")]
+    if not started:
+        return None
+    return started[-1].dagster_event.engine_event_data.metadata["Celery worker"].value
 
 
 def start(name: str, queue: str, echo=print) -> int:
@@ -71,19 +80,18 @@ def start(name: str, queue: str, echo=print) -> int:
     Stopping it (SIGTERM, Ctrl-C) kills its whole process group at once: a step it was running
     goes back to the queue and resumes from its checkpoint on the next worker.
     """
-    from dagster_celery.cli import get_app
+    from lume_v6_dagster.celery_app import app
 
     home = Path(os.environ["DAGSTER_HOME"])
-    config = worker_yaml(home, name)
-    app = get_app(str(config))
+    full = f"{name}@{socket.gethostname()}"
     pool, slots = host_capacity(queue)
     with dg.DagsterInstance.get() as instance:
         capacity.size_pool(instance, pool, slots)
-    for task_id in restore_orphans(app, queue):
-        echo(f"re-queued step {task_id}: its worker stopped before finishing it")
-    cmd = [str(Path(sys.executable).parent / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(config),
-           "-q", queue, "-n", name, "--", "--concurrency", str(slots)]
-    proc = subprocess.Popen(cmd, env={**os.environ, "LUME_WORKER_NAME": name}, process_group=0)  # wrapper, Celery, its child
+        for task_id in restore_orphans(app, instance, queue, full):
+            echo(f"re-queued step {task_id}: {full} stopped before finishing it")
+    cmd = [str(Path(sys.executable).parent / "celery"), "-A", "lume_v6_dagster.celery_app", "worker", "--prefetch-multiplier=1",
+           "--loglevel", "INFO", "-Q", queue, "-n", full, "--concurrency", str(slots)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "LUME_WORKER_NAME": name}, process_group=0)  # Celery and its pool
 
     def stop_tree(signum, _frame):
         with contextlib.suppress(ProcessLookupError):
@@ -92,7 +100,6 @@ def start(name: str, queue: str, echo=print) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop_tree)
-    full = f"{name}@{socket.gethostname()}"
     deadline = time.time() + READY_TIMEOUT
     while not app.control.ping(destination=[full], timeout=1):
         if proc.poll() is not None:
@@ -103,11 +110,15 @@ def start(name: str, queue: str, echo=print) -> int:
     return proc.wait()
 
 
-def launch(name: str, queue: str, env: dict, log: Path, timeout: float = READY_TIMEOUT) -> subprocess.Popen:
-    """Start `lume-v6 worker` in a session of its own and return once it says it is ready."""
-    cmd = [str(Path(sys.executable).parent / "lume-v6"), "worker", "--name", name, "--queue", queue]
+def launch(name: str, queue: str, env: dict, log: Path, timeout: float = READY_TIMEOUT, prefix: tuple[str, ...] = (),
+           cwd: Path | None = None) -> subprocess.Popen:
+    """Start `lume-v6 worker` in a session of its own and return once it says it is ready.
+
+    `prefix` runs it inside something, e.g. another host's network namespace (the tests).
+    """
+    cmd = [*prefix, str(Path(sys.executable).parent / "lume-v6"), "worker", "--name", name, "--queue", queue]
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + timeout
     while "ready: queue" not in log.read_text():
         if proc.poll() is not None or time.time() > deadline:

@@ -1,13 +1,15 @@
 """Nothing lost: atomic outputs survive a crash mid-write; failed tracks retry alone; limits hold."""
 
+import os
 import shutil
+import stat
 import threading
 
 import dagster as dg
 import numpy as np
 import pytest
 
-from lume_v6_dagster.atomic_files import atomic_path, save_npz
+from lume_v6_dagster.atomic_files import atomic_dir, atomic_path, save_npz, write_json
 from lume_v6_dagster.capture import audio
 from lume_v6_dagster.capture.folder import validate_capture
 from lume_v6_dagster.partitions import tracks
@@ -26,6 +28,20 @@ def test_crash_mid_write_leaves_the_previous_output_intact(tmp_path):
             raise RuntimeError("host lost power")
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["pairs.npz"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775), (0o077, 0o600, 0o700)])
+def test_atomic_outputs_get_the_process_umask_like_a_plain_write(tmp_path, umask, file_mode, dir_mode):
+    """Another account on the shared artifact root reads what a worker wrote (tempfile alone makes it 0600)."""
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "metrics.json", {"fd": 1.0})
+        with atomic_dir(tmp_path / "bundle") as folder:
+            (folder / "manifest.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "bundle").stat().st_mode) == dir_mode
 
 
 def test_audio_over_the_length_limit_is_refused_unread(track, monkeypatch):

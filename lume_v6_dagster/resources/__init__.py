@@ -9,10 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from lume_v6_dagster import capacity
+from lume_v6_dagster import capacity, deployment
 
-DEFAULT_CAPTURE_ROOT = "./data/captures"
-DEFAULT_ARTIFACT_ROOT = "./data/artifacts"
+DEFAULT_CAPTURE_ROOT, DEFAULT_ARTIFACT_ROOT = deployment.ROOTS.values()
 
 
 class CaptureStore(dg.ConfigurableResource):
@@ -110,12 +109,13 @@ class TrainingHost(dg.ConfigurableResource):
 def default_resources() -> dict:
     """Resources for the code location, read from the environment when it loads."""
     env = os.environ
+    capture_root, artifact_root = deployment.roots()
     return {
         "capture_store": CaptureStore(
-            root=env.get("LUME_CAPTURE_ROOT", DEFAULT_CAPTURE_ROOT),
+            root=capture_root,
             settle_seconds=float(env.get("LUME_SETTLE_SECONDS", 30)),
         ),
-        "artifact_store": ArtifactStore(root=env.get("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT)),
+        "artifact_store": ArtifactStore(root=artifact_root),
         "training_host": TrainingHost(
             name=env.get("LUME_TRAINING_HOST", "mac5"),
             device=env.get("LUME_TRAINING_DEVICE", "auto"),
