@@ -30,6 +30,10 @@ CONNECT_TIMEOUT = 5  # seconds before an unreachable broker or database is repor
 # deliveries that each killed their process the step fails instead of looping (LUME_MAX_DELIVERIES).
 MAX_DELIVERIES = 3
 RETRY_DELAY = 2  # seconds between a lost delivery and the next
+# A broker or database that was reachable and went away (a restart, a failover) is waited for
+# this long by runs and steps before they fail naming it (LUME_SERVICE_PATIENCE); one that is
+# down when a command or run starts is still reported within CONNECT_TIMEOUT.
+SERVICE_PATIENCE = 300.0
 ROOTS = {"LUME_CAPTURE_ROOT": "./data/captures", "LUME_ARTIFACT_ROOT": "./data/artifacts"}
 
 
@@ -107,6 +111,10 @@ def secret_free(url: str) -> str:
     return maybe_sanitize_url(url)
 
 
+def service_patience() -> float:
+    return float(os.environ.get("LUME_SERVICE_PATIENCE", SERVICE_PATIENCE))
+
+
 def max_deliveries() -> int:
     return int(os.environ.get("LUME_MAX_DELIVERIES", MAX_DELIVERIES))
 
@@ -141,6 +149,9 @@ def celery_config(urls: bool = True) -> dict:
             "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT, "max_retries": 3,
                                          "socket_connect_timeout": CONNECT_TIMEOUT},
             "redis_socket_connect_timeout": CONNECT_TIMEOUT,
+            # A step submitted while the broker restarts waits for it (1 s, 2 s, ... then every 5 s).
+            "task_publish_retry_policy": {"max_retries": int(service_patience() // 5) + 4, "interval_start": 0,
+                                          "interval_step": 1, "interval_max": 5},
         },
     }
 
@@ -172,19 +183,26 @@ def unreachable(capture_root: str, artifact_root: str) -> list[str]:
     except Exception as e:  # noqa: BLE001 - any failure to connect is reported with its reason
         problems.append(f"the Dagster instance (PostgreSQL at {os.environ.get('LUME_PG_HOST', 'localhost')}:"
                         f"{os.environ.get('LUME_PG_PORT', 5432)}) cannot be reached: {str(e).strip().splitlines()[0]}")
-    try:
-        import redis
-
-        redis.Redis.from_url(broker_url(), socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT).ping()
-    except Exception as e:  # noqa: BLE001
-        url = secret_free(os.environ.get("LUME_BROKER_URL", "LUME_BROKER_URL unset"))
-        problems.append(f"the broker ({url}) cannot be reached: {e}")
+    if problem := broker_problem():
+        problems.append(problem)
     for label, root, write in (("capture root", capture_root, False), ("artifact root", artifact_root, True)):
         if not Path(root).is_dir():
             problems.append(f"the {label} {root} does not exist here: both hosts must see it at the same absolute path")
         elif not os.access(root, os.W_OK if write else os.R_OK):
             problems.append(f"the {label} {root} is not {'writable' if write else 'readable'} here")
     return problems
+
+
+def broker_problem() -> str | None:
+    """Why the broker cannot be reached now (within CONNECT_TIMEOUT), or None."""
+    try:
+        import redis
+
+        redis.Redis.from_url(broker_url(), socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT).ping()
+    except Exception as e:  # noqa: BLE001 - any failure to connect is reported with its reason
+        url = secret_free(os.environ.get("LUME_BROKER_URL", "LUME_BROKER_URL unset"))
+        return f"the broker ({url}) cannot be reached: {e}"
+    return None
 
 
 def where_it_ran() -> dict[str, str | int]:

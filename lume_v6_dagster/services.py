@@ -5,7 +5,8 @@ a `redis-server` (the Celery broker and result backend) under `./.services/`. As
 PostgreSQL runs as the `postgres` user (initdb refuses root). Both ask for the password
 (LUME_SERVICES_PASSWORD): Redis and psql get it on standard input, never a command line;
 initdb reads it from a file only the postgres user can read, deleted as soon as initdb ends. Everything started is recorded with its PID in `services.json`, and stopped
-by PID once the PID is checked to be still that service. Production uses real servers
+by PID once the PID is checked to be still that service; `start` again after one of them died
+starts that one only. Production uses real servers
 instead: only the environment variables of `env()` change.
 """
 
@@ -58,17 +59,32 @@ class Services:
         return {k: v.replace(quote(self.password, safe=""), hidden).replace(self.password, hidden) for k, v in self.env().items()}
 
     def start(self) -> dict[str, str]:
+        """Start both; when one of them still runs (the other crashed, or was stopped for a restart), start the other only."""
         self.root = self.root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        pids = {"postgres": self._start_postgres()}
+        pids = self._still_running()
+        started = []
         try:
-            pids["redis"] = self._start_redis()
+            for name, start in (("postgres", self._start_postgres), ("redis", self._start_redis)):
+                if name not in pids:
+                    pids[name] = start()
+                    started.append(name)
         except BaseException:
-            stop_pid(pids["postgres"], signal.SIGINT)
+            for name in started:
+                stop_pid(pids[name], signal.SIGINT if name == "postgres" else signal.SIGTERM)
             raise
         self.state_file.write_text(json.dumps({"root": str(self.root), "host": self.host, "pg_port": self.pg_port,
                                                "redis_port": self.redis_port, "pids": pids}, indent=2))
         return self.env()
+
+    def _still_running(self) -> dict[str, int]:
+        """The services recorded by an earlier `start` on the same ports whose PIDs still run them."""
+        if not self.state_file.exists():
+            return {}
+        state = json.loads(self.state_file.read_text())
+        if (state.get("pg_port"), state.get("redis_port")) != (self.pg_port, self.redis_port):
+            return {}
+        return {name: pid for name, pid in state["pids"].items() if runs_program(pid, PROGRAMS[name])}
 
     def status(self) -> dict[str, str]:
         """Each service: 'up (pid N, port P)' or 'down'."""
@@ -156,12 +172,13 @@ class Services:
         if server is None:
             raise ServiceError("redis-server is not installed (scripts/setup.sh installs Debian's redis-server; on macOS: brew install redis)")
         pidfile, log = self.root / "redis.pid", self.root / "redis.log"
+        pidfile.unlink(missing_ok=True)  # left by a Redis that was killed: the new one's PID is awaited below
         # "-": the rest of the configuration, the password, comes on standard input.
         _run([server, "-", "--port", str(self.redis_port), "--bind", *self._addresses(" ").split(), "--daemonize", "yes",
               "--pidfile", str(pidfile), "--logfile", str(log), "--dir", str(self.root), "--appendonly", "yes", "--save", ""],
              "Redis", log, stdin=f"requirepass {self.password}\n")
         deadline = time.time() + START_TIMEOUT
-        while not (_listening(self.redis_port, self.host) and pidfile.exists()):
+        while not (_listening(self.redis_port, self.host) and pidfile.exists() and pidfile.read_text().strip()):
             if time.time() > deadline:
                 raise ServiceError(f"Redis did not listen on 127.0.0.1:{self.redis_port} within {START_TIMEOUT:.0f} s; see {log}")
             time.sleep(0.1)

@@ -44,21 +44,30 @@ def restore_orphans(app, instance: dg.DagsterInstance, queue: str, me: str) -> l
     again only after the visibility timeout (days). Kombu keeps such messages in its `unacked`
     hash. Which worker holds one is read from the instance (the step's last "Executing steps"
     event), not from who answers a broadcast: a busy or paused worker may not answer in time,
-    and a step it still runs must never run twice.
+    and a step it still runs must never run twice. A message whose run has ended (its
+    acknowledgement was lost, e.g. while the broker restarted) is deleted, not handed out.
+    Returns what it did, one line per message.
     """
-    restored = []
+    done = []
     with app.connection_for_write() as conn:
         channel = conn.default_channel
         for tag, raw in channel.client.hgetall(channel.unacked_key).items():
             message, _exchange, routing_key = json.loads(raw)
-            if routing_key == queue and holder(instance, message) == me:
+            args = step_args(message)
+            if routing_key != queue or holder(instance, args) != me:
+                continue
+            task_id, run = message.get("headers", {}).get("id"), instance.get_run_by_id(args.run_id)
+            if run is None or run.is_finished:
+                channel.client.pipeline().zrem(channel.unacked_index_key, tag).hdel(channel.unacked_key, tag).execute()
+                done.append(f"dropped step {task_id}: its run {args.run_id} has ended")
+            else:
                 channel.qos.restore_by_tag(tag, channel.client)
-                restored.append(message.get("headers", {}).get("id"))
-    return restored
+                done.append(f"re-queued step {task_id}: {me} stopped before finishing it")
+    return done
 
 
-def holder(instance: dg.DagsterInstance, message: dict) -> str | None:
-    """The worker (name@host) that last started the step of a Celery message, from the run's events."""
+def step_args(message: dict):
+    """The ExecuteStepArgs a dagster-celery message carries."""
     from dagster._grpc.types import ExecuteStepArgs
     from dagster._serdes import unpack_value
 
@@ -66,7 +75,11 @@ def holder(instance: dg.DagsterInstance, message: dict) -> str | None:
     if message.get("properties", {}).get("body_encoding") == "base64":
         body = base64.b64decode(body)
     args, kwargs, _embed = json.loads(body)  # Celery's message protocol 2; dagster-celery passes keywords
-    args = unpack_value(kwargs.get("execute_step_args_packed") or args[0], as_type=ExecuteStepArgs)
+    return unpack_value(kwargs.get("execute_step_args_packed") or args[0], as_type=ExecuteStepArgs)
+
+
+def holder(instance: dg.DagsterInstance, args) -> str | None:
+    """The worker (name@host) that last started the step, from the run's events."""
     started = [e for e in instance.all_logs(args.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
                if e.step_key in (args.step_keys_to_execute or []) and "Executing steps" in (e.dagster_event.message or "")]
     if not started:
@@ -87,8 +100,8 @@ def start(name: str, queue: str, echo=print) -> int:
     pool, slots = host_capacity(queue)
     with dg.DagsterInstance.get() as instance:
         capacity.size_pool(instance, pool, slots)
-        for task_id in restore_orphans(app, instance, queue, full):
-            echo(f"re-queued step {task_id}: {full} stopped before finishing it")
+        for line in restore_orphans(app, instance, queue, full):
+            echo(line)
     cmd = [str(Path(sys.executable).parent / "celery"), "-A", "lume_v6_dagster.celery_app", "worker", "--prefetch-multiplier=1",
            "--loglevel", "INFO", "-Q", queue, "-n", full, "--concurrency", str(slots)]
     proc = subprocess.Popen(cmd, env={**os.environ, "LUME_WORKER_NAME": name}, process_group=0)  # Celery and its pool

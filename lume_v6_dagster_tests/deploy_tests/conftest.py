@@ -10,9 +10,11 @@ One fixture for the module starts it all and always stops it, by PID, also when 
 """
 
 import dataclasses
+import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,10 +24,14 @@ from pathlib import Path
 import pytest
 
 from lume_v6_dagster import worker
-from lume_v6_dagster.services import Services
+from lume_v6_dagster.services import PROGRAMS, Services, runs_program
+from lume_v6_dagster.simulate import plan_tracks, simulate_track
 from lume_v6_dagster_tests.ui_tests.dagster_dev import REPO, free_port, kill_session
 
 TRACKS = ("s01-sky-garden", "s06-sky-garden", "s02-turquoise-alcove")  # one sky garden track to train on, two to validate
+# The track trained on is longer than the shared 30-second ones, so a full-profile training lasts
+# long enough (about a minute) for a service to be down 30 s while it trains.
+TRAIN_TRACK_MINUTES = 2.5
 QUEUES = {"mac4": "dagster", "mac5": "mac5", "mac5b": "mac5"}
 HOSTS = {"mac4": "mac4", "mac5": "mac5", "mac5b": "mac5"}  # worker -> the host it runs on
 
@@ -104,13 +110,27 @@ class TwoHost:
 
         return next(p.pid for p in psutil.Process(self.workers[name].pid).children() if "celery" in " ".join(p.cmdline()))
 
+    def crash(self, service: str) -> None:
+        """End a service at once, as a crash would: Redis by SIGKILL, PostgreSQL by immediate shutdown (SIGQUIT)."""
+        pid = json.loads(self.services.state_file.read_text())["pids"][service]
+        os.kill(pid, signal.SIGKILL if service == "redis" else signal.SIGQUIT)
+        deadline = time.time() + 30
+        while runs_program(pid, PROGRAMS[service]):
+            assert time.time() < deadline, f"{service} (pid {pid}) did not end"
+            time.sleep(0.1)
+
+    def restart_services(self) -> None:
+        """`lume-v6 services start` on Mac4 again, as the operator would: it starts what is down."""
+        _start_services_on_mac4(self.network, self.services, self.logs)
+
 
 @pytest.fixture(scope="module")
 def two_host(tmp_path_factory, sim_root):
     root = Path(tempfile.mkdtemp(prefix="lume-two-host-", dir="/tmp"))  # PostgreSQL's user must enter it; pytest's are private
     root.chmod(0o755)
-    for track in TRACKS:
+    for track in TRACKS[1:]:
         shutil.copytree(sim_root / track, root / "captures" / track)
+    simulate_track(next(p for p in plan_tracks(10, TRAIN_TRACK_MINUTES, seed=7) if p.track_id == TRACKS[0]), root / "captures")
     (root / "artifacts").mkdir()
     network = Network(tag=str(os.getpid() % 100000), net=100 + os.getpid() % 100)
     password = secrets.token_urlsafe(12)

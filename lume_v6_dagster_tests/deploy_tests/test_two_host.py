@@ -53,7 +53,7 @@ def latest(instance, key: str, partition: str | None = None) -> dict:
 
 def test_ingest_on_mac4_and_training_on_mac5_read_back_from_postgres(two_host, on):
     instance = on
-    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(instance.run_storage).__name__ == "PatientRunStorage"  # PostgreSQL, waiting out a restart
     instance.add_dynamic_partitions(tracks.name, list(TRACKS))
     for track in TRACKS:
         run = runs.execute("ingest_track", instance, tags={"dagster/partition": track}, through_executor=True)
@@ -184,14 +184,15 @@ def test_launching_a_run_with_postgres_down_fails_fast_naming_it(tmp_path):
     assert time.time() - start < 60
 
 
-def _materialize(two_host, select: str, seed: int, log_name: str, profile: str = "tiny", on_mac4: bool = False) -> subprocess.Popen:
+def _materialize(two_host, select: str, seed: int, log_name: str, profile: str = "tiny", on_mac4: bool = False,
+                 env: dict | None = None) -> subprocess.Popen:
     """`dagster asset materialize` on the Mac4 client (or on Mac4 itself): a run through the Celery executor, with its own seed."""
     log = two_host.logs / log_name
     prefix = two_host.network.on("mac4") if on_mac4 else ()
     with open(log, "w") as out:
         return subprocess.Popen([*prefix, str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "lume_v6_dagster.definitions",
                                  "--select", select, "--config-json", json.dumps(training_config(profile, seed))],
-                                cwd=REPO, env=two_host.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                cwd=REPO, env={**two_host.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _started_run(instance, proc, log: Path) -> dg.DagsterRun:
@@ -294,6 +295,78 @@ def test_terminating_a_run_ends_its_training_step_on_mac5_within_seconds(two_hos
     assert sorted((folder / "checkpoints").glob("*.pt")) == checkpoints and not (folder / "model.pt").exists(), "Mac5 kept training"
     assert _training_slots_held(instance) == 0
     assert len(_deliveries(instance, run.run_id, "encoder_flow_v6")) == 1  # terminated, not handed out again
+
+
+@pytest.mark.parametrize("service", ["redis", "postgres"])
+def test_a_30_second_restart_of_the_broker_or_the_database_mid_training_is_survived(two_host, on, service):
+    """Crash Redis (SIGKILL) or PostgreSQL (immediate shutdown) while encoder_flow_v6 trains on Mac5 and start it again
+    30 s later: the step trains on, the run succeeds, and nothing runs twice or goes missing."""
+    instance = on
+    seed = 15 if service == "redis" else 16
+    log = two_host.logs / f"train-{service}-restart.log"
+    train = _materialize(two_host, "encoder_flow_v6", seed, log.name, profile="full")
+    try:
+        run = _started_run(instance, train, log)
+        folder = _wait_for_first_checkpoint(Path(two_host.env["LUME_ARTIFACT_ROOT"]), train, log, seed=seed, profile="full")
+        two_host.crash(service)
+        down = time.time()
+        try:
+            time.sleep(30)
+            assert not (folder / "model.pt").exists(), "training ended during the outage: it did not span it"
+        finally:
+            two_host.restart_services()
+        back = time.time()
+        assert train.wait(timeout=600) == 0, log.read_text()[-3000:]
+        finished = time.time()
+    finally:
+        if train.poll() is None:
+            os.killpg(train.pid, 9)
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.SUCCESS
+    assert _deliveries(instance, run.run_id, "encoder_flow_v6") == ["mac5@mac5"], "the step ran twice"
+    messages = [e.user_message for e in instance.all_logs(run.run_id) if e.step_key == "encoder_flow_v6"]
+    epochs = [int(m.split()[1].split("/")[0]) for m in messages if m.startswith("epoch ")]
+    assert epochs == list(range(1, get_profile("full").flow_epochs + 1)), epochs  # each epoch once: none lost, none again
+    assert not any(m.startswith("resumed from epoch") for m in messages)
+    assert len(instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records) == 1
+    assert _training_slots_held(instance) == 0
+    assert two_host.workers["mac5"].poll() is None, two_host.log("mac5")[-3000:]  # the worker lives on ...
+    assert not _unacknowledged(two_host), "a message of the run stayed unacknowledged"  # ... and acknowledged the step
+    print(f"{service} restart: down {back - down:.1f} s, run ended {finished - back:.1f} s after it came back")
+
+
+def test_a_broker_down_for_longer_than_the_patience_fails_the_run_naming_it_and_mac5_stops(two_host, on):
+    """The run's process waits LUME_SERVICE_PATIENCE (here 5 s) for a crashed Redis, then fails; Mac5 stops training."""
+    from lume_v6_dagster.celery_app import WATCH_SECONDS  # builds the workers' app: needs the two-host environment
+
+    instance = on
+    log = two_host.logs / "train-broker-gone.log"
+    train = _materialize(two_host, "encoder_flow_v6", 17, log.name, profile="full", env={"LUME_SERVICE_PATIENCE": "5"})
+    try:
+        run = _started_run(instance, train, log)
+        folder = _wait_for_first_checkpoint(Path(two_host.env["LUME_ARTIFACT_ROOT"]), train, log, seed=17, profile="full")
+        two_host.crash("redis")
+        try:
+            assert train.wait(timeout=60) != 0
+        finally:
+            two_host.restart_services()
+    finally:
+        if train.poll() is None:
+            os.killpg(train.pid, 9)
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    failure = "\n".join(str(e.dagster_event.event_specific_data) for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE))
+    assert "the broker stayed unreachable for 5 s (LUME_SERVICE_PATIENCE)" in failure, failure[-3000:]
+    _wait(lambda: _training_slots_held(instance) == 0, two_host.workers["mac5"], log, 30, "the failed run's training slot was never freed")
+    time.sleep(WATCH_SECONDS * 2)  # the step's watcher reaches the broker again and has the worker end the step
+    checkpoints = sorted((folder / "checkpoints").glob("*.pt"))
+    time.sleep(5)
+    assert sorted((folder / "checkpoints").glob("*.pt")) == checkpoints and not (folder / "model.pt").exists(), "Mac5 kept training"
+    assert two_host.workers["mac5"].poll() is None, two_host.log("mac5")[-3000:]
+
+
+def _unacknowledged(two_host) -> dict:
+    import redis
+
+    return redis.Redis.from_url(two_host.env["LUME_BROKER_URL"]).hgetall("unacked")
 
 
 # A `train` run of encoder_flow_v6 alone, orchestrated by a process of its own on Mac4 (as the daemon's run worker is).
