@@ -73,7 +73,11 @@ def _free_slots(instance: dg.DagsterInstance, args: ExecuteStepArgs) -> None:
 
 
 def _end_with_run(app, args: ExecuteStepArgs, task_id: str, done: threading.Event) -> None:
-    """Have the worker terminate this step once its run is terminated, cancelled or failed."""
+    """Have the worker terminate this step once its run is terminated, cancelled or failed.
+
+    The request goes again at every tick until it lands (and ends this process): a broadcast
+    sent while the worker is reconnecting to its broker reaches nobody.
+    """
     with dg.DagsterInstance.from_ref(args.instance_ref) as instance:
         while not done.wait(WATCH_SECONDS):
             try:
@@ -81,7 +85,6 @@ def _end_with_run(app, args: ExecuteStepArgs, task_id: str, done: threading.Even
                 if run is None or run.status in ENDED:
                     _free_slots(instance, args)
                     app.control.revoke(task_id, terminate=True, signal="SIGKILL")
-                    return
             except Exception as exc:  # the database or the broker restarting: ask again at the next tick
                 log.warning("step %s: could not check on its run (%s); trying again", task_id, exc)
 

@@ -30,8 +30,8 @@ from lume_v6_dagster_tests.ui_tests.dagster_dev import REPO, free_port, kill_ses
 
 TRACKS = ("s01-sky-garden", "s06-sky-garden", "s02-turquoise-alcove")  # one sky garden track to train on, two to validate
 # The track trained on is longer than the shared 30-second ones, so a full-profile training lasts
-# long enough (about a minute) for a service to be down 30 s while it trains.
-TRAIN_TRACK_MINUTES = 2.5
+# long enough (about 45 s here) for a service to go down while it trains and stay down 30 s.
+TRAIN_TRACK_MINUTES = 1.5
 QUEUES = {"mac4": "dagster", "mac5": "mac5", "mac5b": "mac5"}
 HOSTS = {"mac4": "mac4", "mac5": "mac5", "mac5b": "mac5"}  # worker -> the host it runs on
 
