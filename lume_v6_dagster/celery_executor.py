@@ -23,7 +23,7 @@ from dagster._core.definitions.executor_definition import multiple_process_execu
 from dagster._core.events import DagsterEvent, EngineEventData
 from dagster._core.execution.retries import RetryMode
 from dagster_celery.core_execution_loop import core_celery_execution_loop
-from dagster_celery.executor import CeleryExecutor, _submit_task, celery_executor
+from dagster_celery.executor import CeleryExecutor, _submit_task, celery_executor  # private: dagster-celery is pinned exactly
 
 from lume_v6_dagster import deployment
 from lume_v6_dagster.orchestrator import HOST_KEY, PID_KEY

@@ -4,9 +4,10 @@
 a `redis-server` (the Celery broker and result backend) under `./.services/`. As root,
 PostgreSQL runs as the `postgres` user (initdb refuses root). Both ask for the password
 (LUME_SERVICES_PASSWORD): Redis and psql get it on standard input, never a command line;
-initdb reads it from a file only the postgres user can read, deleted as soon as initdb ends. Everything started is recorded with its PID in `services.json`, and stopped
-by PID once the PID is checked to be still that service; `start` again after one of them died
-starts that one only. Production uses real servers
+initdb reads it from a file only the postgres user can read, deleted as soon as initdb ends.
+Everything started is recorded with its PID in `services.json`, and stopped by PID once the
+PID is checked to be still that service; `start` again after one of them died starts that one
+only. Production uses real servers
 instead: only the environment variables of `env()` change.
 """
 

@@ -53,8 +53,10 @@ def restore_orphans(app, instance: dg.DagsterInstance, queue: str, me: str) -> l
         channel = conn.default_channel
         for tag, raw in channel.client.hgetall(channel.unacked_key).items():
             message, _exchange, routing_key = json.loads(raw)
+            if routing_key != queue:
+                continue
             args = step_args(message)
-            if routing_key != queue or holder(instance, args) != me:
+            if holder(instance, args) != me:
                 continue
             task_id, run = message.get("headers", {}).get("id"), instance.get_run_by_id(args.run_id)
             if run is None or run.is_finished:
