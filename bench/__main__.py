@@ -19,7 +19,7 @@ QUICK = {
     "sensor": ["--counts", "5,10"],
     "increment": ["--tracks", "2", "--minutes", "0.2"],
     "full_scale": ["--tracks", "6", "--minutes", "0.4", "--profile", "tiny"],
-    "two_host": ["--tracks", "4", "--minutes", "0.2", "--chain-tracks", "3", "--no-train"],
+    "two_host": ["--tracks", "2", "--minutes", "0.2", "--chain-tracks", "1", "--no-train"],
     "one_step": ["--tracks", "10", "--minutes", "0.5", "--profile", "tiny", "--variants", "today;ema+warmup+distill8", "--seeds", "0", "--v5"],
 }
 LONG = ("full_scale", "one_step")  # run by name only: ~33 min and ~2 h here

@@ -24,7 +24,6 @@ from lume_v6_dagster import contract, plots
 from lume_v6_dagster.atomic_files import atomic_path, write_json
 from lume_v6_dagster.pairs import N_FFT, Pairs, PairsConfig
 
-CLIP_SECONDS = 20.0
 GRIFFIN_LIM_ITERATIONS = 32
 PEAK = 0.99  # a clip louder than this is scaled down, never clipped
 
@@ -110,7 +109,7 @@ def _write(out_dir: Path, name: str, mel_db: np.ndarray, title: str, pair_hz: fl
     return f"{name}.wav", f"{name}.png", len(y) / contract.SAMPLE_RATE
 
 
-def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float = CLIP_SECONDS,
+def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float,
            pair_hz: float = PairsConfig().pair_hz, seed: int = 0, workers: int = 1) -> list[Clip]:
     """Every clip of one listening session, written to `out_dir` with previews.json; deterministic for a seed.
 

@@ -33,6 +33,7 @@ from lume_v6_dagster.export.coreml import export
 from lume_v6_dagster.export.verify import check_contract, verify
 from lume_v6_dagster.resources import ArtifactStore
 from lume_v6_dagster.trained_models import load_encoder_flow, load_san
+from lume_v6_dagster.training.profiles import get_profile
 
 GROUP = "release"
 TRAIN_COMMAND = "dagster job execute -m lume_v6_dagster.definitions -j train"  # through the job's executor
@@ -179,7 +180,7 @@ def smoke_test(context: dg.AssetExecutionContext, artifact_store: ArtifactStore)
 
 
 class PreviewConfig(dg.Config):
-    seconds: float = listening.CLIP_SECONDS  # length of each clip; 15-30 s is what a listener needs
+    seconds: float | None = None  # length of each clip [the models' profile's: 20 s, tiny 5 s]
     seed: int = 0
 
 
@@ -194,12 +195,13 @@ def listening_previews(context: dg.AssetExecutionContext, config: PreviewConfig,
     track = trained.split.val[0]
     out = Path(artifact_store.root) / "release" / "listening" / context.run.run_id
     m = trained.modules
+    seconds = config.seconds or get_profile(trained.records["encoder_flow_v6"]["profile"]).preview_seconds
     clips = listening.render(out, trained.split.read(track), (m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"]),
-                             (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"]), seconds=config.seconds, seed=config.seed,
+                             (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"]), seconds=seconds, seed=config.seed,
                              workers=capacity.helper_processes())
     shown = [c for c in clips if (c.name.startswith("v6-") and "emotion" not in c.name) or c.name == "reference"]
     return dg.MaterializeResult(metadata={**where_it_ran(),
-        "folder": dg.MetadataValue.path(str(out)), "clips": len(clips), "seconds": config.seconds, "track": track,
+        "folder": dg.MetadataValue.path(str(out)), "clips": len(clips), "seconds": seconds, "track": track,
         "packages_sha256": dg.MetadataValue.json(packages["packages_sha256"]),
         "spectrograms": dg.MetadataValue.md("\n\n".join(plots.markdown_image(out / c.spectrogram, c.name) for c in shown)),
     })

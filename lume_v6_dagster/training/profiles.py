@@ -13,15 +13,16 @@ class Profile:
     san_batch: int
     san_lr: float
     eval_samples: int  # validation pairs used for Frechet distance
+    preview_seconds: float  # each listening clip: a listener needs 15-30 s; tiny's only show the path works
 
 
 PROFILES = {
-    "tiny": Profile(2, 128, 1e-3, 20, 2, 256, 2e-3, 256),
-    "demo": Profile(12, 256, 1e-3, 120, 12, 256, 2e-3, 8192),
+    "tiny": Profile(2, 128, 1e-3, 20, 2, 256, 2e-3, 256, 5.0),
+    "demo": Profile(12, 256, 1e-3, 120, 12, 256, 2e-3, 8192, 20.0),
     # Sized so 30 tracks x 15 min go through the whole chain within 35 min on 2 cores (32.5 min,
     # bench/full_scale.py): 4.9 M flow samples (320 steps, not 400: the distillation term costs
     # ~30% per MeanFlow step, docs/one_step.md), 8 SAN passes over ~1 M training frames.
-    "full": Profile(30, 512, 5e-4, 320, 8, 512, 1e-3, 16384),
+    "full": Profile(30, 512, 5e-4, 320, 8, 512, 1e-3, 16384, 20.0),
 }
 
 
