@@ -7,8 +7,7 @@ PostgreSQL runs as the `postgres` user (initdb refuses root). Both ask for the p
 initdb reads it from a file only the postgres user can read, deleted as soon as initdb ends.
 Everything started is recorded with its PID in `services.json`, and stopped by PID once the
 PID is checked to be still that service; `start` again after one of them died starts that one
-only. Production uses real servers
-instead: only the environment variables of `env()` change.
+only. Production uses real servers instead: only the environment variables of `env()` change.
 """
 
 from __future__ import annotations

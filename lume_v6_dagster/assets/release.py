@@ -180,7 +180,7 @@ def smoke_test(context: dg.AssetExecutionContext, artifact_store: ArtifactStore)
 
 
 class PreviewConfig(dg.Config):
-    seconds: float | None = None  # length of each clip [the models' profile's: 20 s, tiny 5 s]
+    seconds: float | None = None  # length of each clip [the models' profile's preview_seconds]
     seed: int = 0
 
 
