@@ -1,9 +1,11 @@
-"""One-step ablation: training recipes -> FD 1-step / 16-step, val loss, mode recovery, training time.
+"""One-step ablation: training recipes -> FD 1-step / 16-step, val loss, mode recovery, frames over time, training time.
 
 Trains encoder + flow V6 on a fixed simulated dataset (the demo's 30 x 3 min, split as the
 pipeline splits it) once per recipe and seed, and prints one JSON object whose `table` is the
 ablation in docs/one_step.md. FDs are on the fixed evaluation set of the profile (evenly
-strided validation frames, fixed noise); the spread is over training seeds.
+strided validation frames, fixed noise); the figures over time are gate 3's (10-s windows,
+each model with the noise process it ships with: V6's AR(1) fitted on its training tracks); the
+spread is over training seeds.
   python -m bench.one_step                               # every variant, seeds 0,1,2 (about 2 h here)
   python -m bench.one_step --variants 'today;distill={"distill_fraction": 0.125}' --seeds 0,1,2 --jobs 2
 """
@@ -43,6 +45,11 @@ LEVERS = {
 }
 
 
+FIGURES = ("fd_1step", "fd_16step", "fd_ratio", "val_loss", "mode_accuracy", "noise_rho", "sequence_fd", "change_ratio", "lag1",
+           "lag1_real", "spread_ratio")
+V5_FIGURES = ("val_loss", "fd_1step", "sequence_fd", "change_ratio")
+
+
 def _data(root: Path, tracks: int, minutes: float):
     """Captures and pairs built once under `root` (reused), then split as dataset_split does."""
     from lume_v6_dagster.capture.folder import load_capture
@@ -69,7 +76,8 @@ def _one(args) -> dict:
     from lume_v6_dagster.acceptance import measure
     from lume_v6_dagster.acceptance.evaluate import EVAL_ROWS
     from lume_v6_dagster.models.flow import OneStepGenerator
-    from lume_v6_dagster.training.flow_training import Recipe, train_flow
+    from lume_v6_dagster.noise import NoiseProcess
+    from lume_v6_dagster.training.flow_training import Recipe, fit_noise, train_flow
     from lume_v6_dagster.training.profiles import get_profile
 
     root, tracks, minutes, profile, variant, levers, seed, in_dim = args
@@ -88,11 +96,16 @@ def _one(args) -> dict:
         result = train_flow(train, val, split.stats, get_profile(profile), seed, Path(ckpt), in_dim, log=lambda _: None, recipe=recipe)
         seconds = time.perf_counter() - start
     out = {"variant": variant, "seed": seed, "in_dim": in_dim, "seconds": seconds, **result.metrics}
+    process = NoiseProcess(0.0) if v5 else fit_noise(result.encoder, result.flow, train, in_dim)[0]  # as the training asset ships it
+    gen = OneStepGenerator(result.flow)
+    axes = measure.sequence_axes(train["latent"], split.stats)
+    (figures,) = measure.over_time({"model": (result.encoder, gen, process, 1)}, val, split.stats.arrays("latent"), axes).values()
+    out.update(noise_rho=process.rho, **{k: figures[k] for k in ("sequence_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio")})
     if not v5:
         classify, out["mode_accuracy_real_music"] = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
-        cond = val["conditioning"][measure.random_rows(len(val["latent"]), EVAL_ROWS, 1)]  # as gate 5 reads them
-        pipe = measure.Pipeline(result.encoder, OneStepGenerator(result.flow), None)
-        out["mode_accuracy"] = measure.mode_conditioning(pipe, classify, cond)["accuracy"]
+        picked = measure.random_rows(len(val["latent"]), EVAL_ROWS, 1)  # as gate 5 reads them
+        pipe = measure.Pipeline(result.encoder, gen, None)
+        out["mode_accuracy"] = measure.mode_conditioning(pipe, classify, val["conditioning"][picked], process.for_tracks(val["track"], 0)[picked])["accuracy"]
     return out
 
 
@@ -101,11 +114,10 @@ def _summary(rows: list[dict]) -> list[dict]:
     table = []
     for variant in dict.fromkeys(r["variant"] for r in rows if r["in_dim"] != 64):
         runs = [r for r in rows if r["variant"] == variant and r["in_dim"] != 64]
-        v5 = [r["val_loss"] for r in rows if r["variant"] == variant and r["in_dim"] == 64]
+        v5 = [r for r in rows if r["variant"] == variant and r["in_dim"] == 64]
         stat = lambda k: [round(float(np.mean([r[k] for r in runs])), 4), round(float(np.std([r[k] for r in runs])), 4)]  # noqa: E731
-        table.append({"variant": variant, "seeds": len(runs), "fd_1step": stat("fd_1step"), "fd_16step": stat("fd_16step"),
-                      "fd_ratio": stat("fd_ratio"), "val_loss": stat("val_loss"), "mode_accuracy": stat("mode_accuracy"),
-                      "train_seconds": stat("seconds"), **({"v5_val_loss": round(float(np.mean(v5)), 4)} if v5 else {})})
+        table.append({"variant": variant, "seeds": len(runs), **{k: stat(k) for k in FIGURES},
+                      "train_seconds": stat("seconds"), **({f"v5_{k}": round(float(np.mean([r[k] for r in v5])), 4) for k in V5_FIGURES} if v5 else {})})
     return table
 
 

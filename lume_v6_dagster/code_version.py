@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-SHAPING = ("contract.py", "pairs.py", "dataset.py", "models", "training")  # what a model is made of
+SHAPING = ("contract.py", "pairs.py", "dataset.py", "noise.py", "temporal.py", "models", "training")  # what a model is made of
 
 
 def sources(root: Path = PACKAGE) -> list[Path]:

@@ -2,7 +2,8 @@
 
 One held-out body sequence (real dynamics from a validation track) is played through the
 shipped one-step path, ConditioningEncoder -> FlowGenerator1Step, frame by frame at the pair
-rate and batch 1 as on the phone, once per mode and once per emotion, with the same noise.
+rate and batch 1 as on the phone, once per mode and once per emotion, with the same noise
+drawn from the process the model ships with (`noise.NoiseProcess`), as the app draws it.
 The log-mel frames go back to audio with librosa's mel inversion (NNLS to a linear
 spectrogram, then Griffin-Lim) at the pairs' STFT and mel settings. The track's own audio
 through the same mel round trip is the reference: it is what the inversion alone does.
@@ -113,6 +114,8 @@ def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float,
            pair_hz: float = PairsConfig().pair_hz, seed: int = 0, workers: int = 1) -> list[Clip]:
     """Every clip of one listening session, written to `out_dir` with previews.json; deterministic for a seed.
 
+    `v6`, `v5`: (encoder, one-step generator, noise process) of each model.
+
     The models run here, frame by frame; the mel inversions (seconds each, held by the GIL)
     run in `workers` processes, and each clip's Griffin-Lim is seeded alone, so the files do
     not depend on how many.
@@ -121,13 +124,13 @@ def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float,
     cond = window.conditioning
     own_mode = int(cond[0, contract.MODE_SLICE].argmax())
     emotion = int(np.bincount(cond[:, contract.EMOTION_SLICE].argmax(1), minlength=len(contract.EMOTIONS)).argmax())
-    noise = np.random.default_rng(seed).standard_normal((len(cond), contract.NOISE_DIM)).astype(np.float32)
+    noise = {"V6": v6[2].sample(len(cond), seed), "V5": v5[2].sample(len(cond), seed)}  # each model's shipped process
     jobs = [(f"v6-{m}", "V6", i, emotion, with_labels(cond, i, emotion)) for i, m in enumerate(contract.MODES)]
     jobs += [(f"v6-emotion-{e}", "V6", own_mode, i, with_labels(cond, own_mode, i)) for i, e in enumerate(contract.EMOTIONS) if i != emotion]
     jobs += [("v5", "V5", None, None, cond)]
     clips, mels, titles = [], [], []
     for name, model, mode, emo, c in jobs:
-        mels.append(one_step_frames(*(v6 if model == "V6" else v5), c, noise))
+        mels.append(one_step_frames(*(v6 if model == "V6" else v5)[:2], c, noise[model]))
         titles.append(f"{model}: " + (f"{contract.MODES[mode]}, {contract.EMOTIONS[emo]}" if mode is not None else "no mode or emotion input"))
         clips.append((name, model, contract.MODES[mode] if mode is not None else None, contract.EMOTIONS[emo] if emo is not None else None))
     mels.append(window.latent)
@@ -141,5 +144,6 @@ def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float,
         written = list(map(_write, *args))
     clips = [Clip(*c[:4], length, wav, png) for c, (wav, png, length) in zip(clips, written)]
     write_json(out_dir / "previews.json", {"track_id": window.track_id, "start_seconds": window.start, "seconds": seconds,
+                                           "noise": {"V6": v6[2].as_dict(), "V5": v5[2].as_dict()},
                                            "real_share": window.real_share, "seed": seed, "clips": [asdict(c) for c in clips]})
     return clips

@@ -8,19 +8,20 @@ import soundfile as sf
 from lume_v6_dagster import contract, listening
 from lume_v6_dagster.dataset import build_split
 from lume_v6_dagster.models.flow import OneStepGenerator
+from lume_v6_dagster.noise import NoiseProcess
 from lume_v6_dagster.pairs import read_pairs
 from lume_v6_dagster.training.flow_training import build_models
 
 
-def models(stats, in_dim):
+def models(stats, in_dim, rho=0.0):
     enc, flow = build_models(in_dim, stats, seed=0)
-    return enc.eval(), OneStepGenerator(flow.eval())
+    return enc.eval(), OneStepGenerator(flow.eval()), NoiseProcess(rho)
 
 
 def test_clips_have_the_requested_length_are_not_silent_and_repeat(pairs_paths, tmp_path):
     split = build_split(pairs_paths)
     pairs = read_pairs(pairs_paths[split.val[0]])
-    v6, v5 = models(split.stats, contract.CONDITIONING_DIM), models(split.stats, contract.V5_DYNAMICS_DIM)
+    v6, v5 = models(split.stats, contract.CONDITIONING_DIM, rho=0.9), models(split.stats, contract.V5_DYNAMICS_DIM)
     clips = listening.render(tmp_path / "a", pairs, v6, v5, seconds=3.0, seed=4)
     names = {c.name for c in clips}
     assert {*(f"v6-{m}" for m in contract.MODES), "v5", "reference"} <= names
@@ -35,6 +36,7 @@ def test_clips_have_the_requested_length_are_not_silent_and_repeat(pairs_paths, 
     assert all((tmp_path / "a" / c.wav).read_bytes() == (tmp_path / "b" / c.wav).read_bytes() for c in again)
     previews = json.loads((tmp_path / "a" / "previews.json").read_text())
     assert previews["track_id"] == split.val[0] and 0 < previews["real_share"] <= 1
+    assert previews["noise"] == {"V6": NoiseProcess(0.9).as_dict(), "V5": NoiseProcess(0.0).as_dict()}  # what each clip was drawn with
 
 
 def test_body_window_holds_the_last_frame_across_a_gap_and_picks_the_fullest_stretch(pairs_paths):

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lume_v6_dagster import contract
+from lume_v6_dagster import temporal
 from lume_v6_dagster.acceptance import measure
 from lume_v6_dagster.acceptance.thresholds import Thresholds
 from lume_v6_dagster.checksums import sha256_file
 from lume_v6_dagster.dataset import DatasetSplit, Stats, load_arrays
+from lume_v6_dagster.noise import NoiseProcess
 from lume_v6_dagster.trained_models import load_encoder_flow
 from lume_v6_dagster.training.flow_training import validation_loss
 from lume_v6_dagster.training.metrics import frechet_distance
@@ -28,12 +29,9 @@ from lume_v6_dagster.training.metrics import frechet_distance
 RELEASED = ("RELEASED", "FULLY SHIPPED")
 EVAL_FRAMES = 8_192  # per-frame FD and validation loss, evenly strided over the held-out tracks
 MODE_FRAMES = 3_000  # mode recovery, as gate 5
-SEQUENCE_FRAMES = 8  # K consecutive pairs per window (0.27 s at 30 Hz)
-SEQUENCE_AXES = 8  # each frame reduced to the leading principal axes of the training latents
 SEQUENCE_WINDOWS = 4_096
-AXES_ROWS = 20_000  # training frames the principal axes are fitted on
 METRICS = {"val_loss": "validation loss (own normalised units)", "fd_1step": "FD 1-step, per frame",
-           "sequence_fd": f"sequence FD ({SEQUENCE_FRAMES} frames)", "mode_accuracy": "mode recovery"}
+           "sequence_fd": f"sequence FD ({measure.SEQUENCE_FRAMES} frames)", "mode_accuracy": "mode recovery"}
 
 
 @dataclass(frozen=True)
@@ -87,11 +85,11 @@ def load_models(champion: Champion):
     if (digest := sha256_file(weights)) != rec["weights_sha256"]:
         raise Unavailable(f"{weights} has sha256 {digest[:12]}, not the {rec['weights_sha256'][:12]} that bundle {champion.bundle} shipped")
     try:
-        enc, gen = load_encoder_flow(Path(rec["run_dir"]), Stats(**champion.manifest["normalisation"]))
+        enc, gen, process = load_encoder_flow(Path(rec["run_dir"]), Stats(**champion.manifest["normalisation"]))
     except (RuntimeError, KeyError) as e:  # the model code changed shape since the champion was trained
         raise Unavailable(f"{weights} (model code {rec.get('code_version', 'unrecorded')}) does not load into this code's models: "
                           f"{str(e).splitlines()[0]}") from None
-    return enc, gen, list(champion.manifest["tracks"]["train"])
+    return enc, gen, process, list(champion.manifest["tracks"]["train"])
 
 
 @dataclass
@@ -113,14 +111,13 @@ class HeldOut:
 def held_out(split: DatasetSplit, tracks: list[str], train_latent: np.ndarray, classify) -> HeldOut:
     arrays = load_arrays(split, tracks)
     mean, std = split.stats.arrays("latent")
-    sample = train_latent[measure.random_rows(len(train_latent), AXES_ROWS, 0)]
-    return HeldOut(arrays, (arrays["latent"] - mean) / std, split.stats, classify, measure.principal_axes((sample - mean) / std, SEQUENCE_AXES),
-                   measure.consecutive_windows(arrays["t"], arrays["track"], SEQUENCE_FRAMES, SEQUENCE_WINDOWS))
+    return HeldOut(arrays, (arrays["latent"] - mean) / std, split.stats, classify, measure.sequence_axes(train_latent, split.stats),
+                   temporal.consecutive_windows(arrays["t"], arrays["track"], measure.SEQUENCE_FRAMES, SEQUENCE_WINDOWS))
 
 
 @torch.no_grad()
-def measure_v6(enc, gen, h: HeldOut) -> dict[str, float]:
-    """The four figures for one V6 on the held-out frames, with fixed noise."""
+def measure_v6(enc, gen, process: NoiseProcess, h: HeldOut) -> dict[str, float]:
+    """The four figures for one V6 on the held-out frames, each with the noise process it ships with (fixed seed)."""
     mean, std = h.stats.arrays("latent")
     c, x_db = h.arrays["conditioning"], h.arrays["latent"]
     flow = gen.flow
@@ -128,11 +125,12 @@ def measure_v6(enc, gen, h: HeldOut) -> dict[str, float]:
     rows = h.frames
     loss = float(validation_loss(enc, flow, torch.from_numpy(c[rows]), own[rows]))
     used = np.union1d(rows, h.windows.ravel())
-    noise = np.random.default_rng(0).standard_normal((len(c), contract.LATENT_DIM)).astype(np.float32)
+    noise = process.for_tracks(h.arrays["track"], 0)
     pipe = measure.Pipeline(enc, gen, None)
     fake = np.zeros_like(h.latent)
     fake[used] = (pipe.latents(c[used], noise[used]) - mean) / std
-    modes = measure.mode_conditioning(pipe, h.classify, c[measure.random_rows(len(c), MODE_FRAMES, 1)])
+    picked = measure.random_rows(len(c), MODE_FRAMES, 1)
+    modes = measure.mode_conditioning(pipe, h.classify, c[picked], noise[picked])
     return {"val_loss": loss, "fd_1step": frechet_distance(fake[rows].astype(np.float64), h.latent[rows].astype(np.float64)),
             "sequence_fd": measure.sequence_fd(fake, h.latent, h.windows, h.axes), "mode_accuracy": modes["accuracy"]}
 
@@ -152,16 +150,16 @@ def regressions(challenger: dict[str, float], champion: dict[str, float], th: Th
     return worse
 
 
-def compare(challenger, champion: Champion | None, split: DatasetSplit, train_latent: np.ndarray,
+def compare(challenger: tuple, champion: Champion | None, split: DatasetSplit, train_latent: np.ndarray,
             classify, th: Thresholds, override: dict | None) -> Comparison:
-    """Tonight's (encoder, generator) against the champion; `override`: a person's recorded promotion, if any."""
+    """Tonight's (encoder, generator, noise process) against the champion; `override`: a person's recorded promotion, if any."""
     if champion is None:
         return Comparison("none", "first release: no earlier bundle was released, so there is no champion to beat")
     names = {"release_run_id": champion.release_run_id, "bundle": str(champion.bundle),
              "packages_sha256": champion.manifest.get("packages_sha256", {}),
              "model_run_id": champion.manifest.get("run_ids", {}).get("encoder_flow_v6", "")}
     try:
-        enc, gen, champion_train = load_models(champion)
+        enc, gen, process, champion_train = load_models(champion)
     except Unavailable as e:
         return _overridable(Comparison("unverifiable", f"the champion cannot be measured: {e}", names), override)
     tracks = [t for t in split.val if t not in set(champion_train)]
@@ -169,7 +167,7 @@ def compare(challenger, champion: Champion | None, split: DatasetSplit, train_la
         return Comparison("no shared tracks", "tonight's validation tracks were all training tracks of the champion: "
                           "no held-out track to compare on, so the comparison does not decide", names)
     h = held_out(split, tracks, train_latent, classify)
-    figures = {"challenger": measure_v6(*challenger, h), "champion": measure_v6(enc, gen, h)}
+    figures = {"challenger": measure_v6(*challenger, h), "champion": measure_v6(enc, gen, process, h)}
     worse = regressions(figures["challenger"], figures["champion"], th)
     result = Comparison("regressed" if worse else "no worse", "; ".join(worse) or f"no worse than the champion on {len(tracks)} held-out track(s)",
                         names, tracks, figures, worse)

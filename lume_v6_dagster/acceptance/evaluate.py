@@ -24,6 +24,8 @@ EVAL_ROWS = 3_000
 class Inputs:
     split: DatasetSplit  # reads each track's pairs verified against its recorded digest
     pipeline: measure.Pipeline
+    v5: tuple  # (encoder, one-step generator) of the V5 recipe, judged on the same validation tracks
+    noise: dict  # "encoder_flow_v6" / "v5_baseline" -> the NoiseProcess each generator ships with
     histories: dict[str, list[dict]]
     metrics: dict[str, dict]  # model name -> final metrics
     smoke: list[dict]  # PackageReport dicts
@@ -58,6 +60,26 @@ def one_step_section(m: dict) -> str:
         "| mode | FD 1-step | FD 16-step |", "|---|---|---|", *modes])
 
 
+TAGS = {"V6 1-step (shipped)": "v6", "V6 16-step": "v6_16step", "V5 recipe": "v5", "real vs real": "real"}
+
+
+def over_time_section(rows: dict[str, dict], process) -> str:
+    """Windows of validation frames generated one after another, against the real music of the same windows."""
+    some = next(iter(rows.values()))
+    table = [f"| {name} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | {r['lag8']:.3f} ({r['lag8_real']:.3f}) | "
+             f"{r['spread_ratio']:.2f} | {r['sequence_fd']:.2f}" + (f" ({r['sequence_fd_lo']:.2f} - {r['sequence_fd_hi']:.2f})" if np.isfinite(r["sequence_fd_lo"]) else "")
+             + " |" for name, r in rows.items()]
+    return "\n".join([
+        f"{int(some['windows'])} windows of {measure.OVER_TIME_SECONDS:.0f} s of validation tracks, generated frame after frame at the "
+        f"pair rate with each model's own noise process (V6: AR(1), rho {process.rho}, fitted on training tracks and shipped in "
+        "the manifest; the V5 recipe: fresh noise every frame), against the real music of the same windows. Medians over the "
+        "64 bands: the frame-to-frame change as a ratio to the real music's, the autocorrelation at lag 1 and 8 frames (the real "
+        f"music's in brackets), the spread over time as a ratio, and the Frechet distance of {measure.SEQUENCE_FRAMES}-frame "
+        "sequences (normalised units, leading principal axes of the training music; 90% bootstrap interval over windows). "
+        "`real vs real` compares alternate windows of the real music with each other: the floor.", "",
+        "| sampler | change ratio | lag-1 (real) | lag-8 (real) | spread ratio | sequence FD |", "|---|---|---|---|---|---|", *table])
+
+
 def listening_section(previews: dict, v6_sha256: dict[str, str], run_id: str) -> str:
     """Per mode: the music it must produce, the V6 clip and its spectrogram; then emotions, V5, the reference, how to sign."""
     clips = {c["name"]: c for c in previews["clips"]}
@@ -76,7 +98,7 @@ def listening_section(previews: dict, v6_sha256: dict[str, str], run_id: str) ->
     return "\n".join([
         f"Every clip is the same {previews['seconds']:.0f} s of held-out body motion (validation track `{previews['track_id']}` from "
         f"{previews['start_seconds']:.1f} s) through the shipped one-step path, ConditioningEncoderV6 -> FlowGenerator1StepV6, frame by "
-        "frame at 30 Hz with the same noise, then back to audio by librosa's mel inversion (Griffin-Lim). The reference is the track's "
+        "frame at 30 Hz with the same noise (the shipped process: see Over time), then back to audio by librosa's mel inversion (Griffin-Lim). The reference is the track's "
         "own music through the same mel round trip: what the inversion alone does to real music.", "",
         f"### Modes (emotion: {emotion})", "", head.format("mode", "the music it must produce"), *modes, "",
         f"### Emotions ({own})", "", head.format("emotion", ""), *emotions, "",
@@ -125,19 +147,27 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     classify, real_accuracy = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
     picked = measure.random_rows(len(val["latent"]), EVAL_ROWS, 1)  # spread over every validation track
     cond, picked_tracks = val["conditioning"][picked], len(np.unique(val["track"][picked]))
-    modes = measure.mode_conditioning(inp.pipeline, classify, cond)
-    sens = measure.block_sensitivity(inp.pipeline, cond, split.stats.arrays("dynamics")[1])
+    v6_noise = inp.noise["encoder_flow_v6"]
+    noise = v6_noise.for_tracks(val["track"], 0)[picked]  # the shipped process, drawn along each track
+    modes = measure.mode_conditioning(inp.pipeline, classify, cond, noise)
+    sens = measure.block_sensitivity(inp.pipeline, cond, split.stats.arrays("dynamics")[1], noise)
+    over_time = measure.over_time(
+        {"V6 1-step (shipped)": (inp.pipeline.encoder, inp.pipeline.generator, v6_noise, 1),
+         "V6 16-step": (inp.pipeline.encoder, inp.pipeline.generator, v6_noise, 16),
+         "V5 recipe": (*inp.v5, inp.noise["v5_baseline"], 1)},
+        val, split.stats.arrays("latent"), measure.sequence_axes(train["latent"], split.stats))
     ratios = {k: measure.sensitivity_ratio(v) for k, v in sens.items()}
     latency = measure.latency_ms(inp.pipeline)
     override = signoff.decisive(inp.artifacts, signoff.OVERRIDE, inp.v6_sha256)
-    comparison = champion_mod.compare((inp.pipeline.encoder, inp.pipeline.generator), inp.champion, split,
+    comparison = champion_mod.compare((inp.pipeline.encoder, inp.pipeline.generator, v6_noise), inp.champion, split,
                                       train["latent"], classify, th, override[2] if override[0] == signoff.PASS else None)
     cells = np.array(split.coverage_minutes)
     v6 = inp.metrics["encoder_flow_v6"]
     gates = [
         g.coverage(len(split.train) + len(split.val), cells, th),
         g.split_integrity(split.train, split.val, split.track_modes, stats_ok),
-        g.encoder_flow(v6["val_loss"], inp.metrics["v5_baseline"]["val_loss"], v6["fd_1step"], v6["fd_16step"], th),
+        g.encoder_flow(v6["val_loss"], inp.metrics["v5_baseline"]["val_loss"], v6["fd_1step"], v6["fd_16step"],
+                       inp.metrics["v5_baseline"]["fd_1step"], over_time["V6 1-step (shipped)"], th),
         g.san(inp.metrics["san_v6"]["val_loss"], int(inp.metrics["san_v6"]["params"]), th),
         g.conditioning(modes["accuracy"], modes["distance"], len(cond), real_accuracy, th),
         g.full_dynamics(ratios["latent"], ratios["controls"], len(cond), picked_tracks, th),
@@ -156,7 +186,9 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     flat.update({"mode_accuracy": modes["accuracy"], "mode_accuracy_real_music": real_accuracy, "sensitivity_ratio_latent": ratios["latent"],
                  "sensitivity_ratio_controls": ratios["controls"], "latency_ms": latency})
     flat.update({f"champion.{who}.{k}": v for who, d in comparison.metrics.items() for k, v in d.items()})
+    flat.update({f"over_time.{TAGS[who]}.{k}": float(v) for who, d in over_time.items() for k, v in d.items()})
     sections = {"Champion and challenger": champion_section(comparison), "One-step generator": one_step_section(v6),
+                "Over time": over_time_section(over_time, v6_noise),
                 "Listening": listening_section(inp.previews, inp.v6_sha256, inp.provenance["run_id"]),
                 "Sign-offs": signoff_section(inp.artifacts, inp.v6_sha256)}
     md, page = report.write(out_dir, gates, comparison, figures, inp.provenance, flat, split.excluded, sections, th.overrides())

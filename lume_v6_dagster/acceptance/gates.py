@@ -52,13 +52,22 @@ def split_integrity(train: list[str], val: list[str], track_modes: dict[str, int
                 _verdict(not problems))
 
 
-def encoder_flow(v6_loss: float, v5_loss: float, fd_1step: float, fd_16step: float, th: Thresholds) -> Gate:
-    """Cross-track loss, V6 against the V5 recipe, and the shipped one-step path against its own 16-step sampler."""
+def encoder_flow(v6_loss: float, v5_loss: float, fd_1step: float, fd_16step: float, fd_1step_v5: float, over_time: dict,
+                 th: Thresholds) -> Gate:
+    """Cross-track loss and one-step sample quality against the V5 recipe, the one-step path against its own
+    16-step sampler, and the shipped frames over time (`measure.over_time`) against the real music."""
     ratio = fd_1step / fd_16step
+    lag_gap = abs(over_time["lag1"] - over_time["lag1_real"])
+    held = (over_time["change_ratio"] <= th.change_ratio_max and lag_gap <= th.lag1_gap_max
+            and over_time["spread_ratio"] >= th.spread_ratio_min)
     return Gate(3, "training", "encoder + flow cross-track validation",
-                f"V6 {v6_loss:.4f} vs V5 {v5_loss:.4f}; FD 1-step {fd_1step:.2f} = {ratio:.2f} x 16-step {fd_16step:.2f}",
-                f"V6 <= {th.flow_val_loss_max} and V6 < V5; FD 1-step <= {th.one_step_fd_ratio_max} x 16-step",
-                _verdict(v6_loss <= th.flow_val_loss_max and v6_loss < v5_loss and ratio <= th.one_step_fd_ratio_max))
+                f"V6 {v6_loss:.4f} vs V5 {v5_loss:.4f}; FD 1-step {fd_1step:.2f} vs V5 {fd_1step_v5:.2f}, = {ratio:.2f} x 16-step "
+                f"{fd_16step:.2f}; over time: change {over_time['change_ratio']:.2f} x real, lag-1 {over_time['lag1']:.3f} vs "
+                f"{over_time['lag1_real']:.3f}, spread {over_time['spread_ratio']:.2f} x real",
+                f"V6 <= {th.flow_val_loss_max} and V6 < V5 in loss and FD; FD 1-step <= {th.one_step_fd_ratio_max} x 16-step; "
+                f"change <= {th.change_ratio_max} x, lag-1 within {th.lag1_gap_max}, spread >= {th.spread_ratio_min} x",
+                _verdict(v6_loss <= th.flow_val_loss_max and v6_loss < v5_loss and fd_1step < fd_1step_v5
+                         and ratio <= th.one_step_fd_ratio_max and held))
 
 
 def san(val_loss: float, params: int, th: Thresholds) -> Gate:

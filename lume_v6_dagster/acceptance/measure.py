@@ -1,4 +1,4 @@
-"""Measurements of trained models on validation tracks: mode recovery, 128-D use, latency."""
+"""Measurements of trained models on validation tracks: mode recovery, 128-D use, frames over time, latency."""
 
 import time
 import warnings
@@ -7,8 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lume_v6_dagster import contract
+from lume_v6_dagster import contract, temporal
 from lume_v6_dagster.training.metrics import frechet_distance
+
+OVER_TIME_SECONDS = 10.0  # each window: what a dancer hears in 10 s, generated frame by frame at the pair rate
+OVER_TIME_PER_TRACK = 4
+SEQUENCE_FRAMES = 8  # K consecutive pairs per window of the sequence FD (0.27 s at 30 Hz)
+SEQUENCE_AXES = 8  # each frame reduced to the leading principal axes of the training latents
+AXES_ROWS = 20_000  # training frames the principal axes are fitted on
 
 
 @dataclass
@@ -68,13 +74,12 @@ def fit_mode_classifier(latents: np.ndarray, modes: np.ndarray, seed: int = 0, s
     return lambda z: model(torch.from_numpy(((z - mean) / std).astype(np.float32))).argmax(1).numpy()
 
 
-def mode_conditioning(pipe: Pipeline, classify, conditioning: np.ndarray, seed: int = 0) -> dict:
-    """Counterfactual test: same body, emotion and noise, each mode in turn.
+def mode_conditioning(pipe: Pipeline, classify, conditioning: np.ndarray, noise: np.ndarray) -> dict:
+    """Counterfactual test: same body, emotion and noise (the model's own process), each mode in turn.
 
     The classifier (trained on real music) must recover the mode asked for; a model that
     ignores the mode produces five identical sets and scores chance.
     """
-    noise = np.random.default_rng(seed).standard_normal((len(conditioning), contract.LATENT_DIM)).astype(np.float32)
     generated = {m: pipe.latents(with_mode(conditioning, m), noise) for m in range(len(contract.MODES))}
     correct = sum(int((classify(g) == m).sum()) for m, g in generated.items())
     n = len(contract.MODES)
@@ -85,21 +90,18 @@ def mode_conditioning(pipe: Pipeline, classify, conditioning: np.ndarray, seed: 
     return {"accuracy": correct / (n * len(conditioning)), "distance": distance, "generated": generated}
 
 
-def consecutive_windows(t: np.ndarray, track: np.ndarray, k: int, most: int) -> np.ndarray:
-    """(W, k) row indices of windows of k consecutive pairs of one track (no dropout gap inside), at most `most`, evenly spread."""
-    step = np.median(np.diff(t)[np.diff(track) == 0]) if len(t) > 1 else 0.0
-    gap = (np.diff(track) != 0) | (np.abs(np.diff(t) - step) > 0.5 * step)
-    broken = np.concatenate([[0], np.cumsum(gap)])  # gaps before each row
-    starts = np.nonzero(broken[k - 1:] == broken[: len(broken) - k + 1])[0]
-    starts = starts[:: max(1, -(-len(starts) // most))]
-    return starts[:, None] + np.arange(k)
-
-
 def principal_axes(x: np.ndarray, dims: int) -> np.ndarray:
     """(D, dims) leading principal axes of (n, D) training latents: the reduced space of the sequence FD."""
     x = x.astype(np.float64)
     _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
     return vt[:dims].T
+
+
+def sequence_axes(train_latent: np.ndarray, stats) -> np.ndarray:
+    """The reduced space of the sequence FD: leading principal axes of normalised training latents (dB in, `stats` of the split)."""
+    mean, std = stats.arrays("latent")
+    sample = train_latent[random_rows(len(train_latent), AXES_ROWS, 0)]
+    return principal_axes((sample - mean) / std, SEQUENCE_AXES)
 
 
 def sequence_fd(fake: np.ndarray, real: np.ndarray, windows: np.ndarray, axes: np.ndarray) -> float:
@@ -108,14 +110,23 @@ def sequence_fd(fake: np.ndarray, real: np.ndarray, windows: np.ndarray, axes: n
     A generator whose frames are each plausible but flicker from one frame to the next is far
     from the music here, though not in a per-frame FD.
     """
-    flat = lambda x: (x.astype(np.float64) @ axes)[windows].reshape(len(windows), -1)
-    return frechet_distance(flat(fake), flat(real))
+    return frechet_distance(_flat(fake, windows, axes), _flat(real, windows, axes))
 
 
-def block_sensitivity(pipe: Pipeline, conditioning: np.ndarray, dyn_std: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+def _flat(x: np.ndarray, windows: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """(W, K * dims): each window's K frames, reduced to `axes`, side by side."""
+    return (x.astype(np.float64) @ axes)[windows].reshape(len(windows), -1)
+
+
+def _short(long: np.ndarray) -> np.ndarray:
+    """The SEQUENCE_FRAMES-frame windows that tile each long window."""
+    return np.concatenate([long[:, j:j + SEQUENCE_FRAMES] for j in range(0, long.shape[1] - SEQUENCE_FRAMES + 1, SEQUENCE_FRAMES)])
+
+
+def block_sensitivity(pipe: Pipeline, conditioning: np.ndarray, dyn_std: np.ndarray, noise: np.ndarray) -> dict[str, np.ndarray]:
     """Mean |d output / d normalised input| per dynamics dim, for the latent and the controls."""
     c = torch.from_numpy(conditioning).requires_grad_(True)
-    z = torch.from_numpy(np.random.default_rng(seed).standard_normal((len(conditioning), contract.LATENT_DIM)).astype(np.float32))
+    z = torch.from_numpy(noise)
     out = {}
     for name, fn in (("latent", pipe._latent), ("controls", pipe.controls)):
         y, grads = fn(c, z), []
@@ -169,3 +180,48 @@ def median_ms(fn, repeats: int, warmup: int = 10) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return 1000 * float(np.median(times))
+
+
+@torch.no_grad()
+def frames(encoder: torch.nn.Module, generator: torch.nn.Module, conditioning: np.ndarray, noise: np.ndarray, steps: int = 1) -> np.ndarray:
+    """dB latents of many frames at once (the same step as the app's batch-1 calls), `steps` > 1 for the multi-step sampler."""
+    c = torch.from_numpy(np.ascontiguousarray(conditioning[:, : encoder.cfg.in_dim]))
+    flow = generator.flow
+    return flow.denormalize(flow.sample(encoder(c), torch.from_numpy(noise), steps=steps)).numpy()
+
+
+def sequence_fd_interval(fake: np.ndarray, real: np.ndarray, windows: np.ndarray, axes: np.ndarray, n: int = 100,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """Sequence FD and its 90% bootstrap interval over windows (resampled with replacement)."""
+    rng = np.random.default_rng(seed)
+    draws = [sequence_fd(fake, real, windows[rng.integers(0, len(windows), len(windows))], axes) for _ in range(n)]
+    return sequence_fd(fake, real, windows, axes), float(np.percentile(draws, 5)), float(np.percentile(draws, 95))
+
+
+def over_time(samplers: dict[str, tuple], val: dict[str, np.ndarray], stats_latent: tuple[np.ndarray, np.ndarray],
+              axes: np.ndarray, rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
+    """Per sampler (name -> encoder, generator, noise process, steps): its windows of validation frames against the real music.
+
+    Figures from `temporal.compare`, plus the sequence FD (K-frame windows, reduced to `axes`)
+    with its 90% bootstrap interval; "real vs real" compares alternate windows of the real
+    music with each other, the floor any generator is read against.
+    """
+    n_tracks = len(np.unique(val["track"]))
+    long = temporal.consecutive_windows(val["t"], val["track"], int(OVER_TIME_SECONDS * rate_hz), OVER_TIME_PER_TRACK * n_tracks)
+    short = _short(long)
+    mean, std = stats_latent
+    real = (val["latent"] - mean) / std
+    out = {}
+    for name, (enc, gen, process, steps) in samplers.items():
+        noise = process.for_tracks(val["track"], 0)
+        fake = np.zeros_like(real)
+        fake[long.ravel()] = frames(enc, gen, val["conditioning"][long.ravel()], noise[long.ravel()], steps)
+        figures = temporal.compare(fake[long], val["latent"][long])
+        fake[long.ravel()] = (fake[long.ravel()] - mean) / std
+        fd, lo, hi = sequence_fd_interval(fake, real, short, axes)
+        out[name] = {**figures, "sequence_fd": fd, "sequence_fd_lo": lo, "sequence_fd_hi": hi, "windows": len(long)}
+    a, b = long[0::2], long[1::2]
+    out["real vs real"] = {**temporal.compare(val["latent"][a], val["latent"][b]), "windows": len(long),
+                           "sequence_fd": frechet_distance(_flat(real, _short(a), axes), _flat(real, _short(b), axes)),
+                           "sequence_fd_lo": float("nan"), "sequence_fd_hi": float("nan")}
+    return out

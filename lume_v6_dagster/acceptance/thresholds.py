@@ -11,6 +11,11 @@ class Thresholds:
     min_cell_minutes: float = 1.0
     flow_val_loss_max: float = 1.0  # flow-matching error, normalised latent units (no skill ~ 2)
     one_step_fd_ratio_max: float = 1.10  # the shipped 1-step sample's FD at most this times the 16-step sampler's
+    # Gate 3 over time: 10-s windows of shipped one-step frames against the real music of the same windows. Fresh
+    # noise every frame measured 3.9 x the real change and lag-1 0.08 against 0.79 (demo profile); the fitted AR(1) 1.3 x and 0.83.
+    change_ratio_max: float = 1.5  # frame-to-frame change at most this times the real music's (median over bands)
+    lag1_gap_max: float = 0.10  # lag-1 autocorrelation within this of the real music's
+    spread_ratio_min: float = 0.8  # spread over time at least this times the real music's: no collapse
     san_val_loss_max: float = 0.6  # MSE, normalised controls (predicting the mean = 1)
     san_params: int = 135_000
     san_params_tolerance: float = 0.10

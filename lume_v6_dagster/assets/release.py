@@ -31,6 +31,7 @@ from lume_v6_dagster.deployment import where_it_ran
 from lume_v6_dagster.export.bundle import package_digest, write_bundle
 from lume_v6_dagster.export.coreml import export
 from lume_v6_dagster.export.verify import check_contract, verify
+from lume_v6_dagster.noise import NoiseProcess
 from lume_v6_dagster.resources import ArtifactStore
 from lume_v6_dagster.trained_models import load_encoder_flow, load_san
 from lume_v6_dagster.training.profiles import get_profile
@@ -44,7 +45,7 @@ CHARTED = ("encoder_flow_v6.val_loss", "encoder_flow_v6.fd_1step", "encoder_flow
            "v5_baseline.val_loss", "san_v6.val_loss", "mode_accuracy", "sensitivity_ratio_latent", "sensitivity_ratio_controls", "latency_ms")
 # What a trained model's materialization records and the release carries forward.
 PROVENANCE_KEYS = ("run_id", "run_dir", "split_path", "dataset_fingerprint", "profile", "seed", "device", "threads", "code_version",
-                   "determinism", "worker", "host", "weights_sha256")
+                   "determinism", "worker", "host", "weights_sha256", "noise_process")
 ONE_SET = ("dataset_fingerprint", "profile", "seed", "code_version")  # what the three models of one release share
 
 
@@ -55,6 +56,7 @@ class Trained:
     records: dict[str, dict]  # asset name -> provenance
     split: DatasetSplit
     modules: dict[str, torch.nn.Module]  # package name -> module
+    noise: dict[str, NoiseProcess]  # asset name -> the noise process its generator ships with
 
 
 def one_set(records: dict[str, dict]) -> list[str]:
@@ -75,12 +77,17 @@ def _trained(records: dict[str, dict]) -> Trained:
         raise dg.Failure(f"the trained models are not one set: {'; '.join(problems)}. Re-run the `train` job so all three "
                          "are trained together, on one split, by this code", metadata={"models": dg.MetadataValue.json(records)})
     split = DatasetSplit.load(Path(records["encoder_flow_v6"]["split_path"]))
-    enc, gen = load_encoder_flow(Path(records["encoder_flow_v6"]["run_dir"]), split.stats)
-    enc5, gen5 = load_encoder_flow(Path(records["v5_baseline"]["run_dir"]), split.stats)
+    enc, gen, noise6 = load_encoder_flow(Path(records["encoder_flow_v6"]["run_dir"]), split.stats)
+    enc5, gen5, noise5 = load_encoder_flow(Path(records["v5_baseline"]["run_dir"]), split.stats)
     _, twin = load_san(Path(records["san_v6"]["run_dir"]), split.stats)
     modules = {"ConditioningEncoderV6": enc, "FlowGenerator1StepV6": gen, "SANV6": twin,
                "ConditioningEncoderV5": enc5, "FlowGenerator1StepV5": gen5}
-    return Trained(records, split, modules)
+    noise = {"encoder_flow_v6": noise6, "v5_baseline": noise5}
+    for name, process in noise.items():  # the weights file states its noise; the record must say the same
+        if NoiseProcess.from_dict(records[name].get("noise_process")) != process:
+            raise dg.Failure(f"{records[name]['run_dir']}/model.pt ships noise {process.as_dict()}, but {name}'s record says "
+                             f"{records[name].get('noise_process')}: re-run the `train` job")
+    return Trained(records, split, modules, noise)
 
 
 def _exported(context) -> tuple[dict, Trained]:
@@ -196,8 +203,8 @@ def listening_previews(context: dg.AssetExecutionContext, config: PreviewConfig,
     out = Path(artifact_store.root) / "release" / "listening" / context.run.run_id
     m = trained.modules
     seconds = config.seconds or get_profile(trained.records["encoder_flow_v6"]["profile"]).preview_seconds
-    clips = listening.render(out, trained.split.read(track), (m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"]),
-                             (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"]), seconds=seconds, seed=config.seed,
+    clips = listening.render(out, trained.split.read(track), (m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"], trained.noise["encoder_flow_v6"]),
+                             (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"], trained.noise["v5_baseline"]), seconds=seconds, seed=config.seed,
                              workers=capacity.helper_processes())
     shown = [c for c in clips if (c.name.startswith("v6-") and "emotion" not in c.name) or c.name == "reference"]
     return dg.MaterializeResult(metadata={**where_it_ran(),
@@ -255,6 +262,15 @@ def _champion(instance: dg.DagsterInstance, v6_sha256: dict[str, str]) -> champi
     return champion_mod.newest(bundles(), v6_sha256)
 
 
+def _heard(previews: dict, trained: Trained) -> dict:
+    """The previews, refused unless their clips were drawn with the noise process these models ship with."""
+    shipped = trained.noise["encoder_flow_v6"].as_dict()
+    if previews.get("noise", {}).get("V6") != shipped:
+        raise dg.Failure(f"the listening previews were drawn with noise {previews.get('noise', {}).get('V6')}, not the "
+                         f"{shipped} these models ship with: materialize listening_previews for these packages")
+    return previews
+
+
 class JudgeConfig(dg.Config):
     packages_run_id: str = ""  # judge the packages that run exported (a sign-off re-judges what was heard); default: the latest
 
@@ -291,8 +307,9 @@ def acceptance_report(context: dg.AssetExecutionContext, config: JudgeConfig, ar
     reports = json.loads(Path(smoke["smoke_path"]).read_text())
     v6_sha256 = {n: d for n, d in packages["packages_sha256"].items() if n in contract.PACKAGES}
     inputs = Inputs(trained.split, Pipeline(m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"], m["SANV6"]),
-                    histories, metrics, reports, sum(r["size_bytes"] for r in reports if r["name"].endswith("V6")), v6_sha256,
-                    Path(artifact_store.root), _report_media(previews, out), provenance, _champion(context.instance, v6_sha256))
+                    (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"]), trained.noise, histories, metrics, reports,
+                    sum(r["size_bytes"] for r in reports if r["name"].endswith("V6")), v6_sha256, Path(artifact_store.root),
+                    _heard(_report_media(previews, out), trained), provenance, _champion(context.instance, v6_sha256))
     thresholds = Thresholds.load(Path(artifact_store.root) / "thresholds.json")
     result = evaluate(inputs, thresholds, out)
     status, use_v6 = gates_mod.decision(result.gates, result.comparison.blocks)
@@ -344,6 +361,9 @@ def release_bundle(context: dg.AssetExecutionContext, artifact_store: ArtifactSt
                 "models": {name: {k: r.get(k) for k in ("run_id", "run_dir", "weights_sha256", "profile", "seed", "device", "threads", "code_version")}
                            for name, r in models.items()},
                 "code_version": models["encoder_flow_v6"]["code_version"],
+                "noise_process": {"FlowGenerator1StepV6": models["encoder_flow_v6"]["noise_process"],
+                                  "per_frame": "draw z[t] from this process once per frame at rate_hz, from z[0] ~ N(0, I) at "
+                                               "the session's start, and feed it as FlowGenerator1StepV6's `noise`"},
                 "v5_fallback": {k: fallback[k] for k in ("source", "folder", "configured", "packages_sha256")},
                 "tracks": {"train": split.train, "val": split.val},
                 "champion": comparison, "threshold_overrides": gates["threshold_overrides"],

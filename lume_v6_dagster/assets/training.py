@@ -18,7 +18,8 @@ from lume_v6_dagster.dataset import DatasetSplit, build_split, load_arrays
 from lume_v6_dagster.pairs import pairs_violations
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore, TrainingHost
-from lume_v6_dagster.training.flow_training import train_flow
+from lume_v6_dagster.noise import NoiseProcess
+from lume_v6_dagster.training.flow_training import fit_noise, train_flow
 from lume_v6_dagster.training.profiles import get_profile
 from lume_v6_dagster.training.san_training import train_san
 
@@ -89,7 +90,17 @@ def run_dir(artifact_store: ArtifactStore, name: str, split: DatasetSplit, host:
     return artifact_store.training_dir(name) / f"{split.fingerprint}-{host.profile}-seed{host.seed}-code{code_version.model_code_version()}"
 
 
-def _result(context, name: str, weights: Path, history: list[dict], metrics: dict, seconds: float, provenance: dict) -> dg.MaterializeResult:
+def _noise_table(scan: list[dict]) -> dict:
+    """The noise fit's scan as Markdown metadata (nothing for a model that draws fresh noise)."""
+    if not scan:
+        return {}
+    rows = [f"| {r['rho']} | {r['change_ratio']:.2f} | {r['lag1']:.3f} | {r['lag1_real']:.3f} | {r['mismatch']:.4f} |" for r in scan]
+    return {"noise_fit": dg.MetadataValue.md("On training tracks, one-step frames against the real music (10-s windows):\n\n"
+                                             "| rho | change ratio | lag-1 | lag-1 real | mismatch |\n|---|---|---|---|---|\n" + "\n".join(rows))}
+
+
+def _result(context, name: str, weights: Path, history: list[dict], metrics: dict, seconds: float, provenance: dict,
+            extra: dict | None = None) -> dg.MaterializeResult:
     """The materialization; the weights' sha256 travels with it, so whoever loads them later can check them."""
     folder = weights.parent
     provenance = {**provenance, "weights_sha256": sha256_file(weights)}
@@ -103,6 +114,7 @@ def _result(context, name: str, weights: Path, history: list[dict], metrics: dic
         "run_dir": dg.MetadataValue.path(str(folder)),
         "loss_curve": dg.MetadataValue.md(plots.markdown_image(plot, f"{name}: train (dashed) and validation loss per epoch")),
         "losses": dg.MetadataValue.md(table),
+        **(extra or {}),
     })
 
 
@@ -119,12 +131,16 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
     train_ids = sorted(split.train)[:V5_TRAIN_TRACKS] if v5_recipe else split.train
     folder = run_dir(artifact_store, name, split, host)
     start = time.perf_counter()
-    result = train_flow(load_arrays(split, train_ids), load_arrays(split, split.val), split.stats, get_profile(host.profile),
+    train = load_arrays(split, train_ids)
+    result = train_flow(train, load_arrays(split, split.val), split.stats, get_profile(host.profile),
                         host.seed, folder / "checkpoints", in_dim, log=context.log.info, device=host.torch_device())
+    process, scan = (NoiseProcess(0.0), []) if v5_recipe else fit_noise(result.encoder, result.flow, train, in_dim)
+    context.log.info(f"noise process: AR(1), rho {process.rho} (fitted on training tracks)" if scan else "noise process: fresh every frame (the V5 recipe)")
     save_torch(folder / "model.pt", {"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,
-                                     "train_tracks": train_ids, "fingerprint": split.fingerprint})
-    return _result(context, name, folder / "model.pt", result.history, result.metrics, time.perf_counter() - start,
-                   _provenance(split, split_path, host, determinism))
+                                     "train_tracks": train_ids, "fingerprint": split.fingerprint, "noise": process.as_dict()})
+    provenance = {**_provenance(split, split_path, host, determinism), "noise_process": process.as_dict()}
+    return _result(context, name, folder / "model.pt", result.history, {**result.metrics, "noise_rho": process.rho},
+                   time.perf_counter() - start, provenance, _noise_table(scan))
 
 
 @dg.asset(group_name=GROUP, deps=[dataset_split], pool=TRAINING_POOL, op_tags=TRAINING_TAGS, kinds={"pytorch"})

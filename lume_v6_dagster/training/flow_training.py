@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from lume_v6_dagster import contract
+from lume_v6_dagster import contract, noise
 from lume_v6_dagster.dataset import Stats
 from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
 from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator
@@ -280,3 +280,12 @@ def train_flow(
     metrics = {"val_loss": float(validation_loss(enc, flow, vc[final], vx[final])), **sample_quality(enc, flow, vc[fixed], vx[fixed], modes),
                "encoder_params": enc.num_params(), "flow_params": flow.num_params()}
     return FlowResult(enc.cpu(), flow.cpu(), history, metrics)
+
+
+@torch.no_grad()
+def fit_noise(enc, flow, train: dict, in_dim: int) -> tuple[noise.NoiseProcess, list[dict]]:
+    """The noise process this model ships with, fitted on its own training tracks (`noise.fit`)."""
+    def one_step(rows: np.ndarray, z: np.ndarray) -> np.ndarray:
+        c = torch.from_numpy(np.ascontiguousarray(train["conditioning"][rows, :in_dim]))
+        return flow.denormalize(flow.sample(enc(c), torch.from_numpy(z), steps=1)).numpy()
+    return noise.fit(one_step, train)

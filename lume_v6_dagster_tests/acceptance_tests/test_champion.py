@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lume_v6_dagster import contract
+from lume_v6_dagster import contract, temporal
 from lume_v6_dagster.acceptance import champion as ch
 from lume_v6_dagster.acceptance import measure
 from lume_v6_dagster.acceptance import signoff as so
@@ -18,10 +18,12 @@ from lume_v6_dagster.acceptance.thresholds import Thresholds
 from lume_v6_dagster.checksums import sha256_file
 from lume_v6_dagster.dataset import build_split, load_arrays
 from lume_v6_dagster.models.flow import OneStepGenerator
+from lume_v6_dagster.noise import NoiseProcess
 from lume_v6_dagster.training.flow_training import build_models, train_flow
 from lume_v6_dagster.training.profiles import get_profile
 
 PROFILE = dataclasses.replace(get_profile("tiny"), flow_epochs=4, flow_steps_per_epoch=15, flow_batch=64, eval_samples=128)
+SHIPPED = NoiseProcess(0.9)  # the champion's noise, saved in its model.pt
 DIGESTS = {"ConditioningEncoderV6": "a" * 64, "FlowGenerator1StepV6": "b" * 64, "SANV6": "c" * 64}
 TONIGHT = {**DIGESTS, "SANV6": "d" * 64}
 
@@ -47,7 +49,7 @@ def test_a_nan_figure_is_a_regression():
 def test_consecutive_windows_never_cross_a_track_or_a_dropout():
     t = np.concatenate([np.arange(10) / 30, np.arange(20, 30) / 30, np.arange(5) / 30])  # a dropout after 10 rows, then a second track
     track = np.array([0] * 20 + [1] * 5)
-    w = measure.consecutive_windows(t, track, 4, 100)
+    w = temporal.consecutive_windows(t, track, 4, 100)
     assert len(w) == 7 + 7 + 2
     assert all(len(set(track[r])) == 1 and np.allclose(np.diff(t[r]), 1 / 30) for r in w)
 
@@ -60,13 +62,14 @@ def trained(pairs_paths, tmp_path_factory):
     result = train_flow(load_arrays(split, split.train), load_arrays(split, split.val), split.stats, PROFILE, 0,
                         tmp_path_factory.mktemp("ckpt"), contract.CONDITIONING_DIM, log=lambda _: None)
     run_dir = tmp_path_factory.mktemp("champion")
-    torch.save({"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": contract.CONDITIONING_DIM}, run_dir / "model.pt")
+    torch.save({"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": contract.CONDITIONING_DIM,
+                "noise": SHIPPED.as_dict()}, run_dir / "model.pt")
     manifest = {"status": "RELEASED", "packages_sha256": DIGESTS, "run_ids": {"encoder_flow_v6": "run-of-champion"},
                 "models": {"encoder_flow_v6": {"run_dir": str(run_dir), "weights_sha256": sha256_file(run_dir / "model.pt")}},
                 "tracks": {"train": split.train, "val": split.val}, "normalisation": asdict(split.stats)}
     train = load_arrays(split, split.train)
     classify, _ = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
-    models = (result.encoder.eval(), OneStepGenerator(result.flow.eval()).eval())
+    models = (result.encoder.eval(), OneStepGenerator(result.flow.eval()).eval(), SHIPPED)
     return split, ch.Champion("release-run", run_dir / "bundle", manifest), models, train["latent"], classify
 
 
@@ -78,12 +81,20 @@ def compare(trained, challenger, champion=None, override=None, th=Thresholds()):
 def test_an_untrained_challenger_is_refused_and_the_same_model_is_not(trained):
     split, _, models, *_ = trained
     enc, flow = build_models(contract.CONDITIONING_DIM, split.stats, seed=3)  # tonight's "retrain" learned nothing
-    weaker = compare(trained, (enc.eval(), OneStepGenerator(flow.eval()).eval()))
+    weaker = compare(trained, (enc.eval(), OneStepGenerator(flow.eval()).eval(), SHIPPED))
     assert weaker.state == "regressed" and weaker.blocks
     assert weaker.tracks == split.val and any("validation loss" in r for r in weaker.regressions)
     assert weaker.metrics["challenger"]["val_loss"] > weaker.metrics["champion"]["val_loss"]
     same = compare(trained, models)
     assert same.state == "no worse" and not same.blocks and same.metrics["challenger"] == same.metrics["champion"]
+
+
+def test_each_model_is_measured_with_the_noise_it_ships_with(trained):
+    """The same weights fed fresh noise every frame flicker: their sequence FD regresses against the champion's own AR(1)."""
+    enc, gen, _ = trained[2]
+    flickering = compare(trained, (enc, gen, NoiseProcess(0.0)))
+    assert flickering.metrics["challenger"]["sequence_fd"] > flickering.metrics["champion"]["sequence_fd"] * 1.15
+    assert flickering.state == "regressed" and any("sequence FD" in r for r in flickering.regressions)
 
 
 def test_no_champion_or_no_shared_track_does_not_decide(trained):

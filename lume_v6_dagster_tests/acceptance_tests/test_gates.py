@@ -11,6 +11,7 @@ from lume_v6_dagster import contract
 from lume_v6_dagster.acceptance import gates as g
 from lume_v6_dagster.acceptance import measure
 from lume_v6_dagster.acceptance.thresholds import Thresholds
+from lume_v6_dagster.noise import NoiseProcess
 
 TH = Thresholds()
 FULL = np.full((5, 5), 3.0)
@@ -34,12 +35,30 @@ def test_gate2_split_integrity_fails_on_leak_missing_mode_or_val_statistics():
     assert g.split_integrity(train, val, modes, False).verdict == g.FAIL
 
 
+# Figures over time of the demo profile's V6 (docs/gates.md): with the fitted AR(1) noise, and with fresh noise every frame.
+HELD = {"change_ratio": 1.35, "lag1": 0.84, "lag1_real": 0.79, "spread_ratio": 1.1}
+FLICKERS = {"change_ratio": 4.05, "lag1": 0.07, "lag1_real": 0.79, "spread_ratio": 1.2}
+
+
 def test_gate3_fails_when_v6_is_not_better_than_v5_or_too_high_or_one_step_lags():
-    assert g.encoder_flow(0.4, 0.6, 2.1, 2.0, TH).verdict == g.PASS
-    assert g.encoder_flow(0.6, 0.4, 2.1, 2.0, TH).verdict == g.FAIL
-    assert g.encoder_flow(1.5, 2.0, 2.1, 2.0, TH).verdict == g.FAIL
-    lagging = g.encoder_flow(0.4, 0.6, 6.32, 2.22, TH)  # the shipped one-step path far behind its own sampler
+    assert g.encoder_flow(0.4, 0.6, 2.1, 2.0, 15.2, HELD, TH).verdict == g.PASS
+    assert g.encoder_flow(0.6, 0.4, 2.1, 2.0, 15.2, HELD, TH).verdict == g.FAIL
+    assert g.encoder_flow(1.5, 2.0, 2.1, 2.0, 15.2, HELD, TH).verdict == g.FAIL
+    lagging = g.encoder_flow(0.4, 0.6, 6.32, 2.22, 15.2, HELD, TH)  # the shipped one-step path far behind its own sampler
     assert lagging.verdict == g.FAIL and "2.85 x 16-step" in lagging.measured
+
+
+def test_gate3_fails_when_v5s_one_step_sample_is_closer_to_the_music():
+    """V6 lower in validation loss, but V5's one-step frames nearer the real music (real music, main today: 17.96 vs 10.37)."""
+    gate = g.encoder_flow(0.4, 0.6, 17.96, 16.0, 10.37, HELD, TH)
+    assert gate.verdict == g.FAIL and "FD 1-step 17.96 vs V5 10.37" in gate.measured
+
+
+@pytest.mark.parametrize("broken", [FLICKERS, {**HELD, "lag1": 0.98}, {**HELD, "spread_ratio": 0.5}], ids=["flicker", "frozen", "collapsed"])
+def test_gate3_fails_for_frames_that_do_not_hold_together_over_time(broken):
+    """Each frame may be plausible (per-frame FD passes); over time the music flickers, freezes or collapses."""
+    gate = g.encoder_flow(0.4, 0.6, 2.1, 2.0, 15.2, broken, TH)
+    assert gate.verdict == g.FAIL and f"change {broken['change_ratio']:.2f} x real" in gate.measured
 
 
 def test_gate4_fails_on_loss_or_parameter_count():
@@ -90,9 +109,10 @@ def toy():
 
 def test_gate5_fails_for_a_model_that_ignores_the_mode(toy):
     centres, classify, cond = toy
-    aware = measure.mode_conditioning(measure.Pipeline(ToyEncoder(centres), ToyGenerator(), ToySAN()), classify, cond)
+    noise = NoiseProcess(0.9).sample(len(cond), 0)
+    aware = measure.mode_conditioning(measure.Pipeline(ToyEncoder(centres), ToyGenerator(), ToySAN()), classify, cond, noise)
     assert g.conditioning(aware["accuracy"], aware["distance"], 300, 0.95, TH).verdict == g.PASS
-    blind = measure.mode_conditioning(measure.Pipeline(ToyEncoder(centres, mode_aware=False), ToyGenerator(), ToySAN()), classify, cond)
+    blind = measure.mode_conditioning(measure.Pipeline(ToyEncoder(centres, mode_aware=False), ToyGenerator(), ToySAN()), classify, cond, noise)
     assert blind["accuracy"] == pytest.approx(0.2, abs=0.05)
     assert g.conditioning(blind["accuracy"], blind["distance"], 300, 0.95, TH).verdict == g.FAIL
 
@@ -110,10 +130,11 @@ def test_real_music_accuracy_is_measured_on_frames_the_classifier_was_not_fitted
 def test_gate6_fails_for_a_model_that_ignores_dims_64_to_127(toy):
     centres, _, cond = toy
     ones = np.ones(128, dtype=np.float32)
-    full = measure.block_sensitivity(measure.Pipeline(ToyEncoder(centres), ToyGenerator(), ToySAN()), cond[:32], ones)
+    noise = NoiseProcess(0.9).sample(32, 0)
+    full = measure.block_sensitivity(measure.Pipeline(ToyEncoder(centres), ToyGenerator(), ToySAN()), cond[:32], ones, noise)
     ratios = [measure.sensitivity_ratio(full[k]) for k in ("latent", "controls")]
     assert g.full_dynamics(*ratios, 32, 1, TH).verdict == g.PASS
-    v5_like = measure.block_sensitivity(measure.Pipeline(ToyEncoder(centres, dims=slice(0, 64)), ToyGenerator(), ToySAN()), cond[:32], ones)
+    v5_like = measure.block_sensitivity(measure.Pipeline(ToyEncoder(centres, dims=slice(0, 64)), ToyGenerator(), ToySAN()), cond[:32], ones, noise)
     ratios = [measure.sensitivity_ratio(v5_like[k]) for k in ("latent", "controls")]
     assert ratios[0] == 0.0
     assert g.full_dynamics(*ratios, 32, 1, TH).verdict == g.FAIL
@@ -171,8 +192,11 @@ OK_PACKAGE = {"name": "SANV6", "problems": [], "parity": {"mil_numpy": 1e-3}}
 FLIPS = {
     "min_tracks": (31, lambda th: g.coverage(30, FULL, th)),
     "min_cell_minutes": (3.5, lambda th: g.coverage(30, FULL, th)),
-    "flow_val_loss_max": (0.3, lambda th: g.encoder_flow(0.4, 0.6, 2.1, 2.0, th)),
-    "one_step_fd_ratio_max": (1.02, lambda th: g.encoder_flow(0.4, 0.6, 2.1, 2.0, th)),
+    "flow_val_loss_max": (0.3, lambda th: g.encoder_flow(0.4, 0.6, 2.1, 2.0, 15.2, HELD, th)),
+    "one_step_fd_ratio_max": (1.02, lambda th: g.encoder_flow(0.4, 0.6, 2.1, 2.0, 15.2, HELD, th)),
+    "change_ratio_max": (1.3, lambda th: g.encoder_flow(0.4, 0.6, 2.1, 2.0, 15.2, HELD, th)),
+    "lag1_gap_max": (0.03, lambda th: g.encoder_flow(0.4, 0.6, 2.1, 2.0, 15.2, HELD, th)),
+    "spread_ratio_min": (1.2, lambda th: g.encoder_flow(0.4, 0.6, 2.1, 2.0, 15.2, HELD, th)),
     "san_val_loss_max": (0.1, lambda th: g.san(0.2, 132_640, th)),
     "san_params": (150_000, lambda th: g.san(0.2, 132_640, th)),
     "san_params_tolerance": (0.01, lambda th: g.san(0.2, 132_640, th)),

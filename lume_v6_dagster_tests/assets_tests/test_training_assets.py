@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import torch
 
 from lume_v6_dagster import code_version, retention
 from lume_v6_dagster.assets import capture, release, training
@@ -97,6 +98,32 @@ def test_training_assets_materialize_with_metrics(trained):
     assert not manifest["v5_fallback"]["configured"] and "retrained in this chain" in manifest["v5_fallback"]["source"]
     assert "retrained in this chain" in page and "model code" in page
     assert {p.split("/")[1] for p in manifest["sha256"] if p.startswith("v5/")} == {"ConditioningEncoderV5.mlpackage", "FlowGenerator1StepV5.mlpackage"}
+
+
+def test_the_noise_process_is_fitted_saved_with_the_weights_shipped_and_used_by_previews_and_gates(trained):
+    """The manifest states the noise the app must draw; it is the one in model.pt, the previews' and the report's."""
+    _, _, result, _ = trained
+    v6 = meta(result, "encoder_flow_v6")
+    stated = json.loads(open(f"{meta(result, 'release_bundle')['bundle']}/manifest.json").read())["noise_process"]["FlowGenerator1StepV6"]
+    in_weights = torch.load(Path(v6["run_dir"]) / "model.pt", weights_only=True)["noise"]
+    assert stated == in_weights == v6["noise_process"] and stated["kind"] == "ar1" and 0 < stated["rho"] < 1
+    assert "| rho | change ratio |" in v6["noise_fit"]  # the scan it was chosen from, on training tracks
+    assert meta(result, "v5_baseline")["noise_process"]["rho"] == 0.0  # the V5 recipe: fresh noise every frame
+    previews = json.loads((Path(meta(result, "listening_previews")["folder"]) / "previews.json").read_text())
+    assert previews["noise"]["V6"] == stated
+    gates = json.loads(Path(meta(result, "acceptance_report")["gates_json"]).read_text())
+    assert f"rho {stated['rho']}" in open(meta(result, "acceptance_report")["report_html"]).read()
+    assert {"over_time.v6.change_ratio", "over_time.v5.sequence_fd", "over_time.real.lag1"} <= set(gates["metrics"])
+    assert "over time: change" in gates["gates"][2]["measured"]
+
+
+def test_a_record_that_states_other_noise_than_the_weights_is_refused(trained):
+    """model.pt is the truth of what ships; a record that disagrees with it stops the release, naming both."""
+    records = json.loads(Path(meta(trained[2], "acceptance_report")["gates_json"]).read_text())["models"]
+    assert release._trained(records).noise["encoder_flow_v6"].rho == records["encoder_flow_v6"]["noise_process"]["rho"]
+    records["encoder_flow_v6"]["noise_process"] = {**records["encoder_flow_v6"]["noise_process"], "rho": 0.5}
+    with pytest.raises(dg.Failure, match="ships noise .* but encoder_flow_v6's record says"):
+        release._trained(records)
 
 
 def test_release_under_another_profile_uses_the_models_that_were_trained(trained):

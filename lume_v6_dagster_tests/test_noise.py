@@ -1,0 +1,54 @@
+"""The shipped noise process: N(0, I) frames with the stated correlation, one sequence per track, fitted to the music's motion."""
+
+import numpy as np
+import pytest
+
+from lume_v6_dagster import noise, temporal
+from lume_v6_dagster.noise import NoiseProcess
+
+
+def test_ar1_frames_are_standard_normal_with_the_stated_correlation():
+    z = NoiseProcess(0.9).sample(20_000, seed=3)
+    assert z.shape == (20_000, 64) and z.dtype == np.float32
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.03  # each frame is what the generator was trained on
+    assert abs(np.mean(z[1:] * z[:-1]) - 0.9) < 0.02
+    assert np.array_equal(z, NoiseProcess(0.9).sample(20_000, seed=3))
+
+
+def test_rho_zero_is_fresh_noise_every_frame():
+    assert np.array_equal(NoiseProcess(0.0).sample(50, seed=1), np.random.default_rng(1).standard_normal((50, 64)).astype(np.float32))
+
+
+def test_each_track_gets_its_own_sequence_from_a_fresh_start():
+    track = np.repeat([0, 1], 500)
+    z = NoiseProcess(0.99, dim=4096).for_tracks(track, seed=0)
+    within = np.mean(z[498] * z[499])
+    across = np.mean(z[499] * z[500])  # the last frame of one track, the first of the next
+    assert within > 0.9 and abs(across) < 0.1
+
+
+def test_a_model_without_a_recorded_process_draws_fresh_noise_and_an_unknown_one_is_refused():
+    assert NoiseProcess.from_dict(None) == NoiseProcess(0.0)
+    assert NoiseProcess.from_dict(NoiseProcess(0.93).as_dict()) == NoiseProcess(0.93)
+    with pytest.raises(ValueError, match="unknown noise process 'pink'"):
+        NoiseProcess.from_dict({"kind": "pink", "rho": 0.5})
+
+
+def test_fit_recovers_the_correlation_of_music_that_moves_like_ar1():
+    """A generator that passes its noise through: the fitted rho is the real music's own."""
+    track = np.repeat(np.arange(4), 900)
+    arrays = {"t": np.tile(np.arange(900) / 30.0, 4), "track": track, "latent": NoiseProcess(0.95).for_tracks(track, seed=7) * 6 - 40}
+    process, scan = noise.fit(lambda rows, z: z * 6 - 40, arrays)
+    assert process.rho == 0.95 and [r["rho"] for r in scan] == list(noise.RHO_GRID)
+    best = min(scan, key=lambda r: r["mismatch"])
+    assert abs(best["change_ratio"] - 1) < 0.05 and scan[0]["change_ratio"] > 3  # fresh noise would flicker
+
+
+def test_figures_over_time_see_flicker_that_per_frame_figures_cannot():
+    rng = np.random.default_rng(0)
+    real = NoiseProcess(0.95).sample(3000, seed=1).reshape(10, 300, 64)
+    shuffled = real.reshape(-1, 64)[rng.permutation(3000)].reshape(10, 300, 64)  # the same frames, in another order
+    same = temporal.compare(real, real)
+    assert same["change_ratio"] == 1.0 and same["lag1"] == same["lag1_real"]
+    flicker = temporal.compare(shuffled, real)
+    assert flicker["change_ratio"] > 3 and flicker["lag1"] < 0.1 < 0.9 < flicker["lag1_real"]
