@@ -99,7 +99,7 @@ def _one(args) -> dict:
     process = NoiseProcess(0.0) if v5 else fit_noise(result.encoder, result.flow, train, in_dim)[0]  # as the training asset ships it
     gen = OneStepGenerator(result.flow)
     axes = measure.sequence_axes(train["latent"], split.stats)
-    (figures,) = measure.over_time({"model": (result.encoder, gen, process, 1)}, val, split.stats.arrays("latent"), axes).values()
+    figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, val, split.stats.arrays("latent"), axes)["model"]
     out.update(noise_rho=process.rho, **{k: figures[k] for k in ("sequence_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio")})
     if not v5:
         classify, out["mode_accuracy_real_music"] = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
