@@ -18,7 +18,7 @@ QUICK = {
     "inference": ["--repeats", "20"],
     "sensor": ["--counts", "5,10"],
     "increment": ["--tracks", "2", "--minutes", "0.2"],
-    "full_scale": ["--tracks", "6", "--minutes", "0.4", "--profile", "tiny"],
+    "full_scale": ["--tracks", "10", "--minutes", "0.3", "--profile", "tiny"],  # two tracks per mode: the split needs them
     "two_host": ["--tracks", "2", "--minutes", "0.2", "--chain-tracks", "1", "--no-train"],
     "one_step": ["--tracks", "10", "--minutes", "0.5", "--profile", "tiny", "--variants", "today;ema+warmup+distill8", "--seeds", "0", "--v5"],
 }

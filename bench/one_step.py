@@ -96,14 +96,16 @@ def _one(args) -> dict:
         result = train_flow(train, val, split.stats, get_profile(profile), seed, Path(ckpt), in_dim, log=lambda _: None, recipe=recipe)
         seconds = time.perf_counter() - start
     out = {"variant": variant, "seed": seed, "in_dim": in_dim, "seconds": seconds, **result.metrics}
-    process = NoiseProcess(0.0) if v5 else fit_noise(result.encoder, result.flow, train, in_dim)[0]  # as the training asset ships it
+    process = NoiseProcess(0.0) if v5 else fit_noise(result.encoder, result.flow, train)[0]  # as the training asset ships it
     gen = OneStepGenerator(result.flow)
     axes = measure.sequence_axes(train["latent"], split.stats)
     figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, val, split.stats.arrays("latent"), axes)["model"]
     out.update(noise_rho=process.rho, **{k: figures[k] for k in ("sequence_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio")})
     if not v5:
-        classify, out["mode_accuracy_real_music"] = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
+        classify = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
         picked = measure.random_rows(len(val["latent"]), EVAL_ROWS, 1)  # as gate 5 reads them
+        out["mode_accuracy_real_music"] = measure.real_mode_accuracy(classify, val["latent"][picked],
+                                                                     val["conditioning"][picked, contract.MODE_SLICE].argmax(1))
         pipe = measure.Pipeline(result.encoder, gen, None)
         out["mode_accuracy"] = measure.mode_conditioning(pipe, classify, val["conditioning"][picked], process.for_tracks(val["track"], 0)[picked])["accuracy"]
     return out

@@ -55,7 +55,7 @@ def _ingest_all(ids: list[str]) -> float:
 @click.command()
 @click.option("--tracks", default=30, show_default=True)
 @click.option("--minutes", default=0.5, show_default=True)
-@click.option("--chain-tracks", default=6, show_default=True, help="Tracks in the dispatch comparison (the tiny chain).")
+@click.option("--chain-tracks", default=10, show_default=True, help="Tracks in the dispatch comparison (the tiny chain; two per mode to train).")
 @click.option("--train/--no-train", default=True, show_default=True, help="Train and release in the dispatch comparison, or ingest only.")
 def main(tracks: int, minutes: float, chain_tracks: int, train: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="lume-bench-") as tmp:

@@ -27,12 +27,25 @@ def _rank(track_id: str) -> str:
     return hashlib.sha256(track_id.encode()).hexdigest()
 
 
+class SplitRefused(ValueError):
+    """The tracks cannot be split so that every mode present is both trained on and validated."""
+
+
 def split_tracks(track_modes: dict[str, int], val_fraction: float = VAL_FRACTION) -> tuple[list[str], list[str]]:
-    """(train, val): per mode, the ceil(fraction * n) tracks with the smallest id hash validate."""
+    """(train, val): per mode, the ceil(fraction * n) tracks with the smallest id hash validate.
+
+    A mode with a single track is refused: it would only be validated, and every gate could pass
+    on a mode the model never trained on.
+    """
+    by_mode = {m: sorted((t for t, tm in track_modes.items() if tm == m), key=_rank) for m in sorted(set(track_modes.values()))}
+    alone = {m: ids for m, ids in by_mode.items() if len(ids) < 2}
+    if alone or not track_modes:
+        named = "; ".join(f"{contract.MODES[m]}: only {ids[0]}" for m, ids in alone.items()) or "no tracks"
+        raise SplitRefused(f"every mode needs two usable tracks, one to train on and one to validate ({named}); "
+                           "capture another session of that mode, or wait until one is ingested")
     train, val = [], []
-    for mode in sorted(set(track_modes.values())):
-        ids = sorted((t for t, m in track_modes.items() if m == mode), key=_rank)
-        k = max(1, math.ceil(val_fraction * len(ids)))
+    for ids in by_mode.values():
+        k = math.ceil(val_fraction * len(ids))
         val += ids[:k]
         train += ids[k:]
     return sorted(train), sorted(val)
@@ -122,8 +135,6 @@ def build_split(pairs_paths: dict[str, Path], excluded: dict[str, str] | None = 
         shas[t], modes[t] = p.sha256, int(p.conditioning[0, contract.MODE_SLICE].argmax())
         add_coverage(cells, p)
     train, val = split_tracks(modes)
-    if not train:
-        raise ValueError(f"{len(val)} track(s) all go to validation (every mode needs one there); add tracks to train on")
     stats = compute_stats(read_pairs(pairs_paths[t], shas[t]) for t in train)  # the very files the digests were taken of
     return DatasetSplit(train, val, modes, fingerprint(shas), stats, shas, {t: str(p) for t, p in sorted(pairs_paths.items())},
                         cells.round(3).tolist(), dict(excluded or {}))

@@ -1,14 +1,14 @@
 """Cross-track split and training-only statistics."""
 
-import math
 import shutil
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lume_v6_dagster import contract
-from lume_v6_dagster.dataset import build_split, split_tracks
+from lume_v6_dagster.dataset import SplitRefused, build_split, split_tracks
 from lume_v6_dagster.pairs import read_pairs, write_pairs
 
 track_sets = st.dictionaries(
@@ -18,15 +18,28 @@ track_sets = st.dictionaries(
 
 @settings(max_examples=200, deadline=None)
 @given(track_sets)
-def test_split_is_disjoint_covers_every_mode_and_is_deterministic(track_modes):
+def test_split_is_disjoint_trains_and_validates_every_mode_and_is_deterministic(track_modes):
+    counts = np.bincount(list(track_modes.values()), minlength=len(contract.MODES))
+    if (counts == 1).any():
+        with pytest.raises(SplitRefused) as refused:
+            split_tracks(track_modes)
+        assert all(f"{contract.MODES[m]}: only " in str(refused.value) for m in np.nonzero(counts == 1)[0])
+        return
     train, val = split_tracks(track_modes)
     assert not set(train) & set(val)
     assert set(train) | set(val) == set(track_modes)
-    assert {track_modes[t] for t in val} == set(track_modes.values())
-    assert len(val) >= math.ceil(0.2 * len(track_modes)) or len(val) >= len(set(track_modes.values()))
+    assert {track_modes[t] for t in val} == {track_modes[t] for t in train} == set(track_modes.values())
     assert len(val) / len(track_modes) >= 0.2
     reordered = dict(reversed(list(track_modes.items())))
     assert split_tracks(reordered) == (train, val)
+
+
+def test_a_mode_with_a_single_track_is_refused_by_name_not_validated_untrained():
+    """Before: the lone track went to validation, the model never trained on its mode, and every gate could pass."""
+    tracks = {f"t{i:02d}": i % 5 for i in range(10)} | {"t10": 0}
+    del tracks["t04"]  # aurora_veil keeps t09 only
+    with pytest.raises(SplitRefused, match="aurora_veil: only t09"):
+        split_tracks(tracks)
 
 
 def test_adding_a_track_moves_no_existing_validation_track_to_training():

@@ -25,7 +25,7 @@ TRAINING = ("san_v6", "encoder_flow_v6", "v5_baseline")
 # of two tiny retrains with the champion) are set to pass.
 TINY_THRESHOLDS = {"min_tracks": 10, "min_cell_minutes": 0.0, "flow_val_loss_max": 100.0, "one_step_fd_ratio_max": 100.0,
                    "change_ratio_max": 100.0, "lag1_gap_max": 1.0, "spread_ratio_min": 0.0, "san_val_loss_max": 100.0,
-                   "mode_accuracy_min": 0.0, "mode_distance_min": 0.0, "sensitivity_ratio_min": 0.0,
+                   "mode_accuracy_min": 0.0, "mode_distance_ratio_min": 0.0, "frame_fd_floor_ratio_max": 100.0, "sensitivity_ratio_min": 0.0,
                    "champion_loss_regression_max": 100.0, "champion_fd_regression_max": 100.0, "champion_mode_accuracy_drop_max": 1.0}
 
 

@@ -67,17 +67,17 @@ def over_time_section(rows: dict[str, dict], process) -> str:
     """Windows of validation frames generated one after another, against the real music of the same windows."""
     some = next(iter(rows.values()))
     table = [f"| {name} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | {r['lag8']:.3f} ({r['lag8_real']:.3f}) | "
-             f"{r['spread_ratio']:.2f} | {r['sequence_fd']:.2f}" + (f" ({r['sequence_fd_lo']:.2f} - {r['sequence_fd_hi']:.2f})" if np.isfinite(r["sequence_fd_lo"]) else "")
+             f"{r['spread_ratio']:.2f} | {r['frame_fd']:.2f} | {r['sequence_fd']:.2f}" + (f" ({r['sequence_fd_lo']:.2f} - {r['sequence_fd_hi']:.2f})" if np.isfinite(r["sequence_fd_lo"]) else "")
              + " |" for name, r in rows.items()]
     return "\n".join([
         f"{int(some['windows'])} windows of {measure.OVER_TIME_SECONDS:.0f} s of validation tracks, generated frame after frame at the "
         f"pair rate with each model's own noise process (V6: AR(1), rho {process.rho}, fitted on training tracks and shipped in "
         "the manifest; the V5 recipe: fresh noise every frame), against the real music of the same windows. Medians over the "
         "64 bands: the frame-to-frame change as a ratio to the real music's, the autocorrelation at lag 1 and 8 frames (the real "
-        f"music's in brackets), the spread over time as a ratio, and the Frechet distance of {measure.SEQUENCE_FRAMES}-frame "
+        f"music's in brackets), the spread over time as a ratio, the Frechet distance of the same frames one by one and of {measure.SEQUENCE_FRAMES}-frame "
         "sequences (normalised units, leading principal axes of the training music; 90% bootstrap interval over windows). "
         "`real vs real` compares alternate windows of the real music with each other: the floor.", "",
-        "| sampler | change ratio | lag-1 (real) | lag-8 (real) | spread ratio | sequence FD |", "|---|---|---|---|---|---|", *table])
+        "| sampler | change ratio | lag-1 (real) | lag-8 (real) | spread ratio | FD per frame | sequence FD |", "|---|---|---|---|---|---|---|", *table])
 
 
 def listening_section(previews: dict, v6_sha256: dict[str, str], run_id: str) -> str:
@@ -144,18 +144,23 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     train = load_arrays(split, split.train)
     val = load_arrays(split, split.val)
     stats_ok = compute_stats(split.read(t) for t in split.train) == split.stats
-    classify, real_accuracy = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
+    classify = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
     picked = measure.random_rows(len(val["latent"]), EVAL_ROWS, 1)  # spread over every validation track
+    val_modes = val["conditioning"][:, contract.MODE_SLICE].argmax(1)
+    real_accuracy = measure.real_mode_accuracy(classify, val["latent"][picked], val_modes[picked])
     cond, picked_tracks = val["conditioning"][picked], len(np.unique(val["track"][picked]))
     v6_noise = inp.noise["encoder_flow_v6"]
     noise = v6_noise.for_tracks(val["track"], 0)[picked]  # the shipped process, drawn along each track
     modes = measure.mode_conditioning(inp.pipeline, classify, cond, noise)
+    latent_stats = split.stats.arrays("latent")
+    distances = {"generated": measure.mode_distances(modes["generated"], latent_stats),
+                 "real": measure.mode_distances(measure.real_by_mode(val["latent"], val_modes), latent_stats)}
     sens = measure.block_sensitivity(inp.pipeline, cond, split.stats.arrays("dynamics")[1], noise)
     over_time = measure.over_time(
         {"V6 1-step (shipped)": (inp.pipeline.encoder, inp.pipeline.generator, v6_noise, 1),
          "V6 16-step": (inp.pipeline.encoder, inp.pipeline.generator, v6_noise, 16),
          "V5 recipe": (*inp.v5, inp.noise["v5_baseline"], 1)},
-        val, split.stats.arrays("latent"), measure.sequence_axes(train["latent"], split.stats))
+        val, latent_stats, measure.sequence_axes(train["latent"], split.stats))
     ratios = {k: measure.sensitivity_ratio(v) for k, v in sens.items()}
     latency = measure.latency_ms(inp.pipeline)
     override = signoff.decisive(inp.artifacts, signoff.OVERRIDE, inp.v6_sha256)
@@ -169,7 +174,7 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
         g.encoder_flow(v6["val_loss"], inp.metrics["v5_baseline"]["val_loss"], v6["fd_1step"], v6["fd_16step"],
                        inp.metrics["v5_baseline"]["fd_1step"], over_time["V6 1-step (shipped)"], th),
         g.san(inp.metrics["san_v6"]["val_loss"], int(inp.metrics["san_v6"]["params"]), th),
-        g.conditioning(modes["accuracy"], modes["distance"], len(cond), real_accuracy, th),
+        g.conditioning(modes["accuracy"], distances["generated"], distances["real"], len(cond), real_accuracy, th),
         g.full_dynamics(ratios["latent"], ratios["controls"], len(cond), picked_tracks, th),
         g.export_parity(inp.smoke, th),
         g.budget(inp.v6_package_bytes / 1e6, latency, th),

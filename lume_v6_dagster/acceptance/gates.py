@@ -42,30 +42,36 @@ def coverage(n_tracks: int, cells: np.ndarray, th: Thresholds) -> Gate:
 
 def split_integrity(train: list[str], val: list[str], track_modes: dict[str, int], stats_match_train: bool) -> Gate:
     overlap = sorted(set(train) & set(val))
-    missing = sorted(set(range(len(contract.MODES))) - {track_modes[t] for t in val})
+    every = set(range(len(contract.MODES)))
+    missing = {side: sorted(every - {track_modes[t] for t in ids}) for side, ids in (("validated", val), ("trained on", train))}
     problems = ([f"in both: {', '.join(overlap)}"] if overlap else []) + \
-               ([f"modes not validated: {', '.join(contract.MODES[m] for m in missing)}"] if missing else []) + \
+               [f"modes not {side}: {', '.join(contract.MODES[m] for m in modes)}" for side, modes in missing.items() if modes] + \
                ([] if stats_match_train else ["statistics differ from training-only statistics"])
     return Gate(2, "training", "split integrity",
-                "; ".join(problems) or f"{len(train)} train / {len(val)} val tracks, disjoint, all modes validated, stats from train only",
-                "disjoint; every mode in validation; no statistic from validation",
+                "; ".join(problems) or f"{len(train)} train / {len(val)} val tracks, disjoint, every mode trained on and validated, "
+                "stats from train only",
+                "disjoint; every mode in training and in validation; no statistic from validation",
                 _verdict(not problems))
 
 
 def encoder_flow(v6_loss: float, v5_loss: float, fd_1step: float, fd_16step: float, fd_1step_v5: float, over_time: dict,
                  th: Thresholds) -> Gate:
     """Cross-track loss and one-step sample quality against the V5 recipe, the one-step path against its own
-    16-step sampler, and the shipped frames over time (`measure.over_time`) against the real music."""
+    16-step sampler, and the shipped frames over time (`measure.over_time`) against the real music: how they
+    move, and how far they are from it against the real-vs-real floor (so two equally poor samplers fail)."""
     ratio = fd_1step / fd_16step
     lag_gap = abs(over_time["lag1"] - over_time["lag1_real"])
+    floor_ratio = over_time["frame_fd"] / over_time["frame_fd_floor"]
     held = (over_time["change_ratio"] <= th.change_ratio_max and lag_gap <= th.lag1_gap_max
-            and over_time["spread_ratio"] >= th.spread_ratio_min)
+            and over_time["spread_ratio"] >= th.spread_ratio_min and floor_ratio <= th.frame_fd_floor_ratio_max)
     return Gate(3, "training", "encoder + flow cross-track validation",
                 f"V6 {v6_loss:.4f} vs V5 {v5_loss:.4f}; FD 1-step {fd_1step:.2f} vs V5 {fd_1step_v5:.2f}, = {ratio:.2f} x 16-step "
-                f"{fd_16step:.2f}; over time: change {over_time['change_ratio']:.2f} x real, lag-1 {over_time['lag1']:.3f} vs "
+                f"{fd_16step:.2f}; over time: FD {over_time['frame_fd']:.2f} = {floor_ratio:.2f} x real-vs-real "
+                f"{over_time['frame_fd_floor']:.2f}, change {over_time['change_ratio']:.2f} x real, lag-1 {over_time['lag1']:.3f} vs "
                 f"{over_time['lag1_real']:.3f}, spread {over_time['spread_ratio']:.2f} x real",
                 f"V6 <= {th.flow_val_loss_max} and V6 < V5 in loss and FD; FD 1-step <= {th.one_step_fd_ratio_max} x 16-step; "
-                f"change <= {th.change_ratio_max} x, lag-1 within {th.lag1_gap_max}, spread >= {th.spread_ratio_min} x",
+                f"over time: FD <= {th.frame_fd_floor_ratio_max} x real-vs-real, change <= {th.change_ratio_max} x, "
+                f"lag-1 within {th.lag1_gap_max}, spread >= {th.spread_ratio_min} x",
                 _verdict(v6_loss <= th.flow_val_loss_max and v6_loss < v5_loss and fd_1step < fd_1step_v5
                          and ratio <= th.one_step_fd_ratio_max and held))
 
@@ -78,16 +84,26 @@ def san(val_loss: float, params: int, th: Thresholds) -> Gate:
                 _verdict(val_loss <= th.san_val_loss_max and lo <= params <= hi))
 
 
-def conditioning(accuracy: float, distance: np.ndarray, frames: int, real_accuracy: float, th: Thresholds) -> Gate:
-    """`real_accuracy`: the same classifier on real training music it was not fitted on, what a generator
-    that reproduced the music exactly would score; the pass rule does not use it."""
-    off = distance[~np.eye(len(distance), dtype=bool)]
-    closest = float(off.min())
+def conditioning(accuracy: float, distance: np.ndarray, real_distance: np.ndarray, frames: int, real_accuracy: float,
+                 th: Thresholds) -> Gate:
+    """Mode recovery, and the closest two generated modes against the real validation music's closest two
+    (`measure.mode_distances`, normalised units). `real_accuracy`: the classifier on the real validation
+    music, what a generator that reproduced the music exactly would score; the pass rule does not use it."""
+    closest, real_closest = _closest(distance), _closest(real_distance)
+    ratio = closest / real_closest if real_closest > 0 else float("nan")
     return Gate(5, "inference", "conditioning works (mode)",
                 f"mode recovered from generated latents {accuracy:.1%} ({frames} validation frames x {len(distance)} modes; "
-                f"chance 20%; real music {real_accuracy:.1%}); closest modes FD {closest:.2f}",
-                f"accuracy >= {th.mode_accuracy_min:.0%}; FD between modes >= {th.mode_distance_min}",
-                _verdict(accuracy >= th.mode_accuracy_min and closest >= th.mode_distance_min))
+                f"chance 20%; real music {real_accuracy:.1%}); closest modes FD {closest:.2f} = {ratio:.2f} x the real "
+                f"music's closest {real_closest:.2f}",
+                f"accuracy >= {th.mode_accuracy_min:.0%}; closest modes >= {th.mode_distance_ratio_min} x the real music's",
+                _verdict(accuracy >= th.mode_accuracy_min and ratio >= th.mode_distance_ratio_min))
+
+
+def _closest(distance: np.ndarray) -> float:
+    """The smallest distance between two different modes (NaN entries: a mode absent)."""
+    off = distance[~np.eye(len(distance), dtype=bool)]
+    off = off[np.isfinite(off)]
+    return float(off.min()) if len(off) else float("nan")
 
 
 def full_dynamics(ratio_latent: float, ratio_controls: float, frames: int, tracks: int, th: Thresholds) -> Gate:

@@ -16,11 +16,16 @@ class Thresholds:
     change_ratio_max: float = 1.5  # frame-to-frame change at most this times the real music's (median over bands)
     lag1_gap_max: float = 0.10  # lag-1 autocorrelation within this of the real music's
     spread_ratio_min: float = 0.8  # spread over time at least this times the real music's: no collapse
+    # Per-frame FD of those frames at most this times real against real (alternate windows): an absolute bound, which
+    # the 1-step / 16-step ratio is not. Demo profile: V6 4.40, V5 recipe 13.86, floor 4.26.
+    frame_fd_floor_ratio_max: float = 2.0
     san_val_loss_max: float = 0.6  # MSE, normalised controls (predicting the mean = 1)
     san_params: int = 135_000
     san_params_tolerance: float = 0.10
     mode_accuracy_min: float = 0.6  # chance = 0.2
-    mode_distance_min: float = 0.5  # smallest Frechet distance between two modes' outputs
+    # The closest two generated modes at least this times the real validation music's closest two (normalised FD;
+    # demo profile: 11.3 against 11.2; a mode-blind generator ~0).
+    mode_distance_ratio_min: float = 0.5
     sensitivity_ratio_min: float = 0.25  # dims 64-127 vs dims 0-63
     parity_tolerance: float = 2e-2
     bundle_mb_max: float = 50.0

@@ -8,6 +8,7 @@ mode and emotion cannot be drowned out by the body dynamics.
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -99,3 +100,13 @@ class OneStepGenerator(nn.Module):
 
     def batched(self, embedding, noise):  # (B, 768), (B, 64) -> (B, 64): the same step, any batch
         return self.flow.denormalize(self.flow.sample(embedding, noise, steps=1))
+
+
+@torch.no_grad()
+def frames_db(encoder: nn.Module, flow: FlowGenerator, conditioning: np.ndarray, noise: np.ndarray, steps: int = 1) -> np.ndarray:
+    """dB latents of many frames at once: the app's batch-1 step, batched (`steps` > 1: the multi-step sampler).
+
+    The one generation that training (fitting the noise process) and acceptance (frames over time) share.
+    """
+    c = torch.from_numpy(np.ascontiguousarray(conditioning[:, : encoder.cfg.in_dim]))
+    return flow.denormalize(flow.sample(encoder(c), torch.from_numpy(noise), steps=steps)).numpy()

@@ -19,7 +19,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from lume_v6_dagster import contract, noise
 from lume_v6_dagster.dataset import Stats
 from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
-from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator
+from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator, frames_db
 from lume_v6_dagster.training import checkpoints
 from lume_v6_dagster.training.metrics import bootstrap_interval, frechet_distance
 from lume_v6_dagster.training.profiles import Profile
@@ -283,9 +283,6 @@ def train_flow(
 
 
 @torch.no_grad()
-def fit_noise(enc, flow, train: dict, in_dim: int) -> tuple[noise.NoiseProcess, list[dict]]:
+def fit_noise(enc, flow, train: dict) -> tuple[noise.NoiseProcess, list[dict]]:
     """The noise process this model ships with, fitted on its own training tracks (`noise.fit`)."""
-    def one_step(rows: np.ndarray, z: np.ndarray) -> np.ndarray:
-        c = torch.from_numpy(np.ascontiguousarray(train["conditioning"][rows, :in_dim]))
-        return flow.denormalize(flow.sample(enc(c), torch.from_numpy(z), steps=1)).numpy()
-    return noise.fit(one_step, train)
+    return noise.fit(lambda rows, z: frames_db(enc, flow, train["conditioning"][rows], z), train)

@@ -68,7 +68,7 @@ def trained(pairs_paths, tmp_path_factory):
                 "models": {"encoder_flow_v6": {"run_dir": str(run_dir), "weights_sha256": sha256_file(run_dir / "model.pt")}},
                 "tracks": {"train": split.train, "val": split.val}, "normalisation": asdict(split.stats)}
     train = load_arrays(split, split.train)
-    classify, _ = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
+    classify = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
     models = (result.encoder.eval(), OneStepGenerator(result.flow.eval()).eval(), SHIPPED)
     return split, ch.Champion("release-run", run_dir / "bundle", manifest), models, train["latent"], classify
 

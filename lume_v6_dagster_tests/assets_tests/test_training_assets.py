@@ -1,4 +1,4 @@
-"""materialize the training and release assets on ten simulated tracks with the tiny profile.
+"""materialize the training and release assets on eleven simulated tracks with the tiny profile.
 
 One instance is trained once for the module; later tests build on it, each re-materializing
 only what its scenario needs.
@@ -20,6 +20,7 @@ from lume_v6_dagster.dataset import DatasetSplit
 from lume_v6_dagster.export.bundle import package_digest
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore, TrainingHost
+from lume_v6_dagster.simulate import plan_tracks, simulate_track
 from lume_v6_dagster_tests.assets_tests.test_capture_assets import ASSETS as CAPTURE_ASSETS
 
 TRAINING_ASSETS = [training.dataset_split, training.san_v6, training.encoder_flow_v6, training.v5_baseline]
@@ -41,6 +42,7 @@ def trained(tmp_path_factory, sim_root):
     tmp = tmp_path_factory.mktemp("trained")
     root = tmp / "captures"
     shutil.copytree(sim_root, root)
+    simulate_track(plan_tracks(11, 0.5, seed=7)[10], root)  # a third sky garden: s01 is left out below, and a mode needs two tracks
     instance = dg.DagsterInstance.ephemeral()
     store = ArtifactStore(root=str(tmp / "art"))
     resources = {"capture_store": CaptureStore(root=str(root)), "artifact_store": store,
@@ -86,7 +88,7 @@ def test_training_assets_materialize_with_metrics(trained):
     report = meta(result, "acceptance_report")
     gates = json.loads(Path(report["gates_json"]).read_text())
     assert [g["number"] for g in gates["gates"]] == [*range(1, 10), 9]  # gate 9, then the on-device record beside it
-    assert gates["gates"][0]["verdict"] == "FAIL"  # 9 tracks < 30: coverage must fail, so V6 is not used
+    assert gates["gates"][0]["verdict"] == "FAIL"  # 10 tracks < 30: coverage must fail, so V6 is not used
     page = open(report["report_html"]).read()
     assert report["useV6Models"] is False and "<img" in page and '<audio controls' in page
     assert "![" in report["plots"] and "data:image/png;base64," in report["plots"]  # shown in the UI, not linked
@@ -139,7 +141,8 @@ def test_each_split_is_written_once_under_its_fingerprint(trained):
     instance, resources, result, ids = trained
     first = meta(result, "dataset_split")
     before = Path(first["split_path"]).read_bytes()
-    (Path(resources["capture_store"].root) / ids[2] / "audio.wav").open("ab").write(b"\x00\x00")  # another track leaves
+    session = Path(resources["capture_store"].root) / ids[0] / "session.jsonl"
+    session.write_bytes(session.read_bytes()[:-1])  # the track left out is restored: it comes back
     again = materialize(trained, [training.dataset_split])
     second = meta(again, "dataset_split")
     assert second["fingerprint"] != first["fingerprint"] and second["split_path"] != first["split_path"]

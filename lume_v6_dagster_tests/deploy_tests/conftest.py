@@ -28,7 +28,7 @@ from lume_v6_dagster.services import PROGRAMS, Services, runs_program
 from lume_v6_dagster.simulate import plan_tracks, simulate_track
 from lume_v6_dagster_tests.ui_tests.dagster_dev import REPO, free_port, kill_session
 
-TRACKS = ("s01-sky-garden", "s06-sky-garden", "s02-turquoise-alcove")  # one sky garden track to train on, two to validate
+TRACKS = ("s01-sky-garden", "s06-sky-garden", "s02-turquoise-alcove", "s07-turquoise-alcove")  # two modes, each one to train on, one to validate
 # The track trained on is longer than the shared 30-second ones, so a full-profile training lasts
 # long enough (about 45 s here) for a service to go down while it trains and stay down 30 s.
 TRAIN_TRACK_MINUTES = 1.5
