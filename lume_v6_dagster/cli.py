@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from lume_v6_dagster import deployment
+from lume_v6_dagster import contract, deployment
 
 
 @click.group()
@@ -51,7 +51,8 @@ def validate(paths):
 
 
 @main.command()
-@click.option("--tracks", "n_tracks", default=30, show_default=True)
+@click.option("--tracks", "n_tracks", default=30, show_default=True, type=click.IntRange(min=2 * len(contract.MODES)),
+              help="Simulated sessions, modes in turn: at least two per mode (one to train on, one to validate).")
 @click.option("--minutes", default=None, type=float, help="Session length (default: the profile's).")
 @click.option("--profile", type=click.Choice(["full", "demo", "tiny"]), default="demo", show_default=True)
 @click.option("--seed", default=0, show_default=True)

@@ -35,3 +35,11 @@ def test_every_command_of_a_deployment_reads_the_same_default_home(args, tmp_pat
         monkeypatch.setenv(key, value)
     CliRunner().invoke(main, args)  # each fails without a database; the home is chosen first
     assert os.environ.get("DAGSTER_HOME") == str(tmp_path / ".dagster-two-host")
+
+
+def test_a_demo_with_fewer_than_two_tracks_per_mode_is_refused_before_it_simulates(tmp_path, monkeypatch):
+    """Its split would refuse a mode with a single track after every ingest had run."""
+    monkeypatch.setenv("LUME_CAPTURE_ROOT", str(tmp_path / "cap"))
+    done = CliRunner().invoke(main, ["demo", "--tracks", "6", "--profile", "tiny"])
+    assert done.exit_code == 2 and "--tracks" in done.output and "x>=10" in done.output
+    assert not (tmp_path / "cap").exists()

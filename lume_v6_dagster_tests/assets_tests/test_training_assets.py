@@ -116,7 +116,7 @@ def test_the_noise_process_is_fitted_saved_with_the_weights_shipped_and_used_by_
     gates = json.loads(Path(meta(result, "acceptance_report")["gates_json"]).read_text())
     assert f"rho {stated['rho']}" in open(meta(result, "acceptance_report")["report_html"]).read()
     assert {"over_time.v6.change_ratio", "over_time.v5.sequence_fd", "over_time.real.lag1"} <= set(gates["metrics"])
-    assert "over time: change" in gates["gates"][2]["measured"]
+    assert "over time: FD" in gates["gates"][2]["measured"] and "x real-vs-real" in gates["gates"][2]["measured"]
 
 
 def test_a_record_that_states_other_noise_than_the_weights_is_refused(trained):
