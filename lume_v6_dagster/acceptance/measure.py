@@ -108,7 +108,8 @@ def mode_distances(by_mode: dict[int, np.ndarray], stats_latent: tuple[np.ndarra
 
 def real_by_mode(latents: np.ndarray, modes: np.ndarray, rows: int = 20_000) -> dict[int, np.ndarray]:
     """Real latents of each mode present (at most `rows` per mode, drawn evenly), the reference of `mode_distances`."""
-    return {int(m): latents[modes == m][random_rows(int((modes == m).sum()), rows, 0)] for m in np.unique(modes)}
+    of = {int(m): latents[modes == m] for m in np.unique(modes)}
+    return {m: x[random_rows(len(x), rows, 0)] for m, x in of.items()}
 
 
 def principal_axes(x: np.ndarray, dims: int) -> np.ndarray:
