@@ -50,21 +50,28 @@ FIGURES = ("fd_1step", "fd_16step", "fd_ratio", "val_loss", "mode_accuracy", "no
 V5_FIGURES = ("val_loss", "fd_1step", "sequence_fd", "change_ratio")
 
 
-def _data(root: Path, tracks: int, minutes: float):
-    """Captures and pairs built once under `root` (reused), then split as dataset_split does."""
+def _data(root: Path, data: str, tracks: int, minutes: float):
+    """Captures (simulated, or the development set: `tracks` // 5 sessions per mode) and pairs built once
+    under `root` (reused), then split as dataset_split does."""
+    from lume_v6_dagster import devset
     from lume_v6_dagster.capture.folder import load_capture
     from lume_v6_dagster.dataset import build_split
     from lume_v6_dagster.pairs import build_pairs, write_pairs
     from lume_v6_dagster.simulate import plan_tracks, simulate
 
-    plans = plan_tracks(tracks, minutes, seed=0)
-    if not all((root / "captures" / p.track_id).is_dir() for p in plans):
-        simulate(tracks, minutes, root / "captures", seed=0)
+    if data == "devset":
+        ids = [t.track_id for t in devset.plan(tracks // 5, minutes * 60)]
+        build = lambda: devset.build(root / "captures", tracks // 5, minutes * 60, cache=root / "cache")  # noqa: E731
+    else:
+        ids = [p.track_id for p in plan_tracks(tracks, minutes, seed=0)]
+        build = lambda: simulate(tracks, minutes, root / "captures", seed=0)  # noqa: E731
+    if not all((root / "captures" / track).is_dir() for track in ids):
+        build()
     paths = {}
-    for p in plans:
-        paths[p.track_id] = root / "pairs" / p.track_id / "pairs.npz"
-        if not paths[p.track_id].exists():
-            write_pairs(paths[p.track_id], build_pairs(load_capture(root / "captures" / p.track_id)))
+    for track in ids:
+        paths[track] = root / "pairs" / track / "pairs.npz"
+        if not paths[track].exists():
+            write_pairs(paths[track], build_pairs(load_capture(root / "captures" / track)))
     return build_split(paths)
 
 
@@ -80,13 +87,13 @@ def _one(args) -> dict:
     from lume_v6_dagster.training.flow_training import Recipe, fit_noise, train_flow
     from lume_v6_dagster.training.profiles import get_profile
 
-    root, tracks, minutes, profile, variant, levers, seed, in_dim = args
+    root, data, tracks, minutes, profile, variant, levers, seed, in_dim = args
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     from lume_v6_dagster.assets.training import V5_TRAIN_TRACKS
     from lume_v6_dagster.dataset import load_arrays
 
-    split = _data(Path(root), tracks, minutes)
+    split = _data(Path(root), data, tracks, minutes)
     v5 = in_dim == contract.V5_DYNAMICS_DIM  # the V5 recipe: 64 dims, two training tracks, as v5_baseline trains it
     train = load_arrays(split, sorted(split.train)[:V5_TRAIN_TRACKS] if v5 else split.train)
     val = load_arrays(split, split.val)
@@ -126,6 +133,8 @@ def _summary(rows: list[dict]) -> list[dict]:
 @click.command()
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path(".cache/one_step"), show_default=True,
               help="Captures and pairs are built once under ROOT/<tracks>x<minutes> and reused.")
+@click.option("--data", type=click.Choice(["simulator", "devset"]), default="simulator", show_default=True,
+              help="devset: real music and motion (docs/devset.md), e.g. --tracks 10 --minutes 1.")
 @click.option("--tracks", default=30, show_default=True)
 @click.option("--minutes", default=3.0, show_default=True)
 @click.option("--profile", default="demo", show_default=True)
@@ -133,23 +142,23 @@ def _summary(rows: list[dict]) -> list[dict]:
 @click.option("--seeds", default="0,1,2", show_default=True)
 @click.option("--v5", "with_v5", is_flag=True, help="Also train the V5 recipe (64-D input) per variant and seed.")
 @click.option("--jobs", default=1, show_default=True, help="Trainings at once (each on one thread).")
-def main(root, tracks, minutes, profile, variants, seeds, with_v5, jobs):
+def main(root, data, tracks, minutes, profile, variants, seeds, with_v5, jobs):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    root = root / f"{tracks}x{minutes:g}"
-    _data(root, tracks, minutes)  # build once before the workers read it
+    root = root / f"{'devset-' if data == 'devset' else ''}{tracks}x{minutes:g}"
+    _data(root, data, tracks, minutes)  # build once before the workers read it
     named = {}
     for item in variants.split(";"):
         name, _, levers = item.partition("=")
         named[name] = json.loads(levers) if levers else LEVERS[name]
     dims = (141, 64) if with_v5 else (141,)
-    tasks = [(str(root), tracks, minutes, profile, name, levers, int(seed), d)
+    tasks = [(str(root), data, tracks, minutes, profile, name, levers, int(seed), d)
              for name, levers in named.items() for seed in seeds.split(",") for d in dims]
     rows = []
     with ProcessPoolExecutor(jobs) as pool:
         for row in pool.map(_one, tasks):  # each run on stderr as it finishes
             click.echo(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), err=True)
             rows.append(row)
-    emit("one_step", profile=profile, tracks=tracks, minutes=minutes, fd_samples=rows[0]["fd_samples"],
+    emit("one_step", data=data, profile=profile, tracks=tracks, minutes=minutes, fd_samples=rows[0]["fd_samples"],
          mode_accuracy_real_music=next(r["mode_accuracy_real_music"] for r in rows if r["in_dim"] != 64),  # the same data for every variant
          levers={name: named[name] for name in named}, table=_summary(rows))
 

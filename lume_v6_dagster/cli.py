@@ -74,6 +74,22 @@ def demo(n_tracks, minutes, profile, seed, deploy, serial):
         click.echo(demo_mod.run(n_tracks, minutes, profile, seed, echo=click.echo, serial=serial))
 
 
+@main.command("devset")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/devset"), show_default=True,
+              help="Its captures/, artifacts/ and Dagster instance (.dagster/) go here, apart from the demo's.")
+@click.option("--per-mode", default=2, show_default=True, type=click.IntRange(min=2), help="Sessions per mode.")
+@click.option("--seconds", default=60.0, show_default=True, type=click.FloatRange(min=30.0), help="Length of each session.")
+@click.option("--profile", type=click.Choice(["full", "demo", "tiny"]), default="demo", show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--build-only", is_flag=True, help="Write the capture folders and stop.")
+def devset_command(out, per_mode, seconds, profile, seed, build_only):
+    """Real music (Bach chorales, General MIDI) and real motion (mocap clips) from public packages, as capture
+    folders: build the development set (if absent) and run the whole chain on it."""
+    from lume_v6_dagster import demo as demo_mod
+
+    click.echo(demo_mod.run_devset(out, per_mode, seconds, profile, seed, echo=click.echo, build_only=build_only))
+
+
 @main.command()
 @click.argument("action", type=click.Choice(["start", "stop", "status"]))
 @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=Path(".services"), show_default=True)

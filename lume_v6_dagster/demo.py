@@ -12,8 +12,9 @@ from pathlib import Path
 import dagster as dg
 from tqdm import tqdm
 
-from lume_v6_dagster import capacity, deployment, runs, worker
+from lume_v6_dagster import capacity, deployment, devset, runs, worker
 from lume_v6_dagster.acceptance.gates import Gate, table
+from lume_v6_dagster.atomic_files import write_json
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import DEFAULT_ARTIFACT_ROOT, DEFAULT_CAPTURE_ROOT, default_resources
 from lume_v6_dagster.schedules import training_decision
@@ -26,8 +27,10 @@ TWO_HOST_HOME, TWO_HOST_ARTIFACTS = "./.dagster-two-host", "./data/artifacts-two
 
 
 def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=print, through_executor: bool = False,
-        serial: bool = False) -> str:
+        serial: bool = False, track_ids: list[str] | None = None) -> str:
     """Simulate (if absent), ingest every track, train and release; returns the report's path.
+
+    `track_ids`: the capture folders already under the capture root (the development set) instead.
 
     Tracks are ingested side by side and the models train side by side, as far as this host's
     pools allow (`serial`: one track, then one step at a time, in this process). Two hosts
@@ -39,12 +42,7 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     os.environ["LUME_TRAINING_PROFILE"] = profile
     deployment.prepare_instance_home(Path(os.environ["DAGSTER_HOME"]))
 
-    plans = plan_tracks(n_tracks, minutes or PROFILE_MINUTES[profile], seed)
-    missing = [p for p in plans if not (capture_root / p.track_id).exists()]
-    if missing:
-        simulate(n_tracks, minutes or PROFILE_MINUTES[profile], capture_root, seed=seed,
-                 progress=lambda it, total: tqdm(it, total=total, desc="simulate captures", unit="track"))
-    ids = [p.track_id for p in plans]
+    ids = track_ids or _simulated(n_tracks, minutes or PROFILE_MINUTES[profile], seed, capture_root)
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions(tracks.name, ids)
     steps = None  # two hosts: each worker sizes the pool of its own host
@@ -71,6 +69,33 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     if through_executor:
         echo(where_table(instance, [r.run_id for r in ran]))
     return _summary(instance, Path(os.environ["LUME_ARTIFACT_ROOT"]), echo)
+
+
+def _simulated(n_tracks: int, minutes: float, seed: int, capture_root: Path) -> list[str]:
+    """The simulated tracks' ids, simulating them first where a folder is absent."""
+    plans = plan_tracks(n_tracks, minutes, seed)
+    if any(not (capture_root / p.track_id).exists() for p in plans):
+        simulate(n_tracks, minutes, capture_root, seed=seed,
+                 progress=lambda it, total: tqdm(it, total=total, desc="simulate captures", unit="track"))
+    return [p.track_id for p in plans]
+
+
+def run_devset(root: Path, per_mode: int, seconds: float, profile: str, seed: int, echo=print, build_only: bool = False) -> str:
+    """The development set (real music, real motion): build it under `root` (if absent), then run the whole
+    chain on it on an instance and artifact root of its own; returns the report's path (or the captures')."""
+    root = Path(root).resolve()
+    captures, artifacts = root / "captures", root / "artifacts"
+    planned = devset.plan(per_mode, seconds, seed)
+    if any(not (captures / t.track_id).exists() for t in planned):
+        devset.build(captures, per_mode, seconds, seed, cache=root / "cache",
+                     progress=lambda it, total: tqdm(it, total=total, desc="build development set", unit="track"))
+    if build_only:
+        return str(captures)
+    os.environ.update(LUME_CAPTURE_ROOT=str(captures), LUME_ARTIFACT_ROOT=str(artifacts), DAGSTER_HOME=str(root / ".dagster"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    if not (artifacts / "thresholds.json").exists():  # the set is small on purpose: coverage scaled to it, all else the defaults
+        write_json(artifacts / "thresholds.json", devset.coverage_thresholds(per_mode, seconds))
+    return run(len(planned), None, profile, seed, echo, track_ids=[t.track_id for t in planned])
 
 
 def ingest(track_ids: list[str], instance: dg.DagsterInstance, workers: int, through_executor: bool) -> dict[str, dg.DagsterRun | None]:

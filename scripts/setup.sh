@@ -7,8 +7,9 @@ if [ "$(uname)" = Linux ]; then
   # OpenBLAS for MLX on Linux (its bundled reference BLAS is ~25x slower); see scripts/env.sh.
   # Chromium + driver for the UI test (Playwright drives Debian's browser; none is downloaded).
   # PostgreSQL + Redis for the two-host deployment on one machine (lume-v6 services, its tests).
+  # FluidSynth renders the development set's music (lume-v6 devset; on a Mac: brew install fluid-synth).
   need=()
-  for pkg in libopenblas0-pthread chromium chromium-driver postgresql redis-server; do
+  for pkg in libopenblas0-pthread chromium chromium-driver postgresql redis-server libfluidsynth3; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
