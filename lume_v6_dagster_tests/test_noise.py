@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from lume_v6_dagster import noise, temporal
+from lume_v6_dagster import contract, noise, temporal
+from lume_v6_dagster.acceptance import measure
 from lume_v6_dagster.noise import NoiseProcess
 
 
@@ -52,3 +53,31 @@ def test_figures_over_time_see_flicker_that_per_frame_figures_cannot():
     assert same["change_ratio"] == 1.0 and same["lag1"] == same["lag1_real"]
     flicker = temporal.compare(shuffled, real)
     assert flicker["change_ratio"] > 3 and flicker["lag1"] < 0.1 < 0.9 < flicker["lag1_real"]
+
+
+class _Frames:
+    """A shipped path whose frames are the body's own first dims (the music below is made the same way), plus noise."""
+
+    def __init__(self, flicker: float):
+        self.flicker = flicker
+
+    def frames(self, conditioning, noise):
+        body = conditioning[:, contract.DYNAMICS_SLICE]
+        return body[:, :64] * 6 - 40 + self.flicker * noise, body[:, 64:80] + self.flicker * noise[:, :16]
+
+
+def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
+    """A path that reproduces the music and its controls moves as they do, in every mode and control; one that flickers does not."""
+    track, modes = np.repeat([0, 1], 900), np.repeat([0, 3], 900)
+    cond = np.zeros((1800, contract.CONDITIONING_DIM), np.float32)
+    cond[np.arange(1800), contract.MODE_SLICE.start + modes] = 1.0
+    cond[:, contract.DYNAMICS_SLICE] = NoiseProcess(0.95, dim=contract.DYNAMICS_DIM).for_tracks(track, seed=1)
+    body = cond[:, contract.DYNAMICS_SLICE]
+    val = {"t": np.tile(np.arange(900) / 30.0, 2), "track": track, "conditioning": cond,
+           "latent": body[:, :64] * 6 - 40, "controls": body[:, 64:80]}
+    exact = measure.over_time_detail(_Frames(0.0), NoiseProcess(0.0), val)
+    assert set(exact) == {"sky_garden", "iridescent_beauty", "controls", "loudness_db", "onset_strength"}
+    for row in exact.values():
+        assert row["change_ratio"] == pytest.approx(1.0) and row["lag1"] == pytest.approx(row["lag1_real"]) and row["windows"] > 0
+    flicker = measure.over_time_detail(_Frames(3.0), NoiseProcess(0.0), val)
+    assert all(row["change_ratio"] > 2 and row["lag1"] < row["lag1_real"] - 0.2 for row in flicker.values())

@@ -80,6 +80,20 @@ def over_time_section(rows: dict[str, dict], process) -> str:
         "| sampler | change ratio | lag-1 (real) | lag-8 (real) | spread ratio | FD per frame | sequence FD |", "|---|---|---|---|---|---|---|", *table])
 
 
+def over_time_detail_section(detail: dict[str, dict]) -> str:
+    """The shipped frames over time per mode, and the controls SAN makes of them (what the AudioEngine receives)."""
+    def row(name: str, r: dict) -> str:
+        return (f"| {name} | {int(r['windows'])} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | "
+                f"{r['lag8']:.3f} ({r['lag8_real']:.3f}) | {r['spread_ratio']:.2f} |")
+    head = "| {} | windows | change ratio | lag-1 (real) | lag-8 (real) | spread ratio |\n|---|---|---|---|---|---|"
+    modes = [row(m, detail[m]) for m in contract.MODES if m in detail]
+    controls = [row("all 16 (medians)", detail["controls"])] + [row(n, detail[n]) for n in measure.OVER_TIME_CONTROLS]
+    return "\n".join([
+        "The shipped one-step frames of the same windows, per mode (medians over the 64 bands), and SAN's 16 controls made "
+        "from them and from the same body, against the real music's controls:", "",
+        head.format("mode"), *modes, "", head.format("SAN control"), *controls])
+
+
 def listening_section(previews: dict, v6_sha256: dict[str, str], run_id: str) -> str:
     """Per mode: the music it must produce, the V6 clip and its spectrogram; then emotions, V5, the reference, how to sign."""
     clips = {c["name"]: c for c in previews["clips"]}
@@ -161,6 +175,7 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
          "V6 16-step": (inp.pipeline.encoder, inp.pipeline.generator, v6_noise, 16),
          "V5 recipe": (*inp.v5, inp.noise["v5_baseline"], 1)},
         val, latent_stats, measure.sequence_axes(train["latent"], split.stats))
+    detail = measure.over_time_detail(inp.pipeline, v6_noise, val)
     ratios = {k: measure.sensitivity_ratio(v) for k, v in sens.items()}
     latency = measure.latency_ms(inp.pipeline)
     override = signoff.decisive(inp.artifacts, signoff.OVERRIDE, inp.v6_sha256)
@@ -192,8 +207,9 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
                  "sensitivity_ratio_controls": ratios["controls"], "latency_ms": latency})
     flat.update({f"champion.{who}.{k}": v for who, d in comparison.metrics.items() for k, v in d.items()})
     flat.update({f"over_time.{TAGS[who]}.{k}": float(v) for who, d in over_time.items() for k, v in d.items()})
+    flat.update({f"over_time.v6.{part}.{k}": float(v) for part, d in detail.items() for k, v in d.items()})
     sections = {"Champion and challenger": champion_section(comparison), "One-step generator": one_step_section(v6),
-                "Over time": over_time_section(over_time, v6_noise),
+                "Over time": over_time_section(over_time, v6_noise) + "\n\n" + over_time_detail_section(detail),
                 "Listening": listening_section(inp.previews, inp.v6_sha256, inp.provenance["run_id"]),
                 "Sign-offs": signoff_section(inp.artifacts, inp.v6_sha256)}
     md, page = report.write(out_dir, gates, comparison, figures, inp.provenance, flat, split.excluded, sections, th.overrides())

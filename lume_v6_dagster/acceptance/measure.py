@@ -30,6 +30,13 @@ class Pipeline:
     def latents(self, conditioning: np.ndarray, noise: np.ndarray) -> np.ndarray:
         return self._latent(torch.from_numpy(conditioning), torch.from_numpy(noise)).numpy()
 
+    @torch.no_grad()
+    def frames(self, conditioning: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """dB latents of many frames at once, and the controls SAN makes of them (what the AudioEngine receives)."""
+        c = torch.from_numpy(np.ascontiguousarray(conditioning))
+        latent = self._latent(c, torch.from_numpy(noise))
+        return latent.numpy(), self.san(latent, c[:, contract.DYNAMICS_SLICE]).numpy()
+
     def _latent(self, c, z):
         return self.generator.batched(self.encoder(c), z)
 
@@ -212,6 +219,35 @@ def sequence_fd_interval(fake: np.ndarray, real: np.ndarray, windows: np.ndarray
     return sequence_fd(fake, real, windows, axes), float(np.percentile(draws, 5)), float(np.percentile(draws, 95))
 
 
+def _long_windows(val: dict[str, np.ndarray], rate_hz: float) -> np.ndarray:
+    n_tracks = len(np.unique(val["track"]))
+    return temporal.consecutive_windows(val["t"], val["track"], int(OVER_TIME_SECONDS * rate_hz), OVER_TIME_PER_TRACK * n_tracks)
+
+
+OVER_TIME_CONTROLS = ("loudness_db", "onset_strength")  # the controls the AudioEngine leans on most, shown alone
+
+
+def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
+    """The shipped frames of `over_time`'s windows (same noise) per mode, and SAN's controls made from them.
+
+    Keys: each validated mode (its latent bands against its real music), `controls` (medians over
+    SAN's 16 against the real controls) and each of OVER_TIME_CONTROLS alone; each row also says
+    how many windows it read.
+    """
+    long = _long_windows(val, rate_hz)
+    latent, controls = pipe.frames(val["conditioning"][long.ravel()], process.for_tracks(val["track"], 0)[long.ravel()])
+    latent, controls = latent.reshape(*long.shape, -1), controls.reshape(*long.shape, -1)
+    window_modes = val["conditioning"][long[:, 0], contract.MODE_SLICE].argmax(1)
+    out = {contract.MODES[m]: {**temporal.compare(latent[window_modes == m], val["latent"][long[window_modes == m]]),
+                               "windows": int((window_modes == m).sum())} for m in np.unique(window_modes)}
+    real = val["controls"][long]
+    out["controls"] = {**temporal.compare(controls, real), "windows": len(long)}
+    for name in OVER_TIME_CONTROLS:
+        i = contract.CONTROL_NAMES.index(name)
+        out[name] = {**temporal.compare(controls[..., i:i + 1], real[..., i:i + 1]), "windows": len(long)}
+    return out
+
+
 def over_time(samplers: dict[str, tuple], val: dict[str, np.ndarray], stats_latent: tuple[np.ndarray, np.ndarray],
               axes: np.ndarray, rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
     """Per sampler (name -> encoder, generator, noise process, steps): its windows of validation frames against the real music.
@@ -221,8 +257,7 @@ def over_time(samplers: dict[str, tuple], val: dict[str, np.ndarray], stats_late
     "real vs real" compares alternate windows of the real music with each other, the floor any
     generator is read against (`frame_fd_floor` in every row).
     """
-    n_tracks = len(np.unique(val["track"]))
-    long = temporal.consecutive_windows(val["t"], val["track"], int(OVER_TIME_SECONDS * rate_hz), OVER_TIME_PER_TRACK * n_tracks)
+    long = _long_windows(val, rate_hz)
     short = _short(long)
     mean, std = stats_latent
     real = (val["latent"] - mean) / std

@@ -30,6 +30,7 @@ from lume_v6_dagster.training.profiles import Profile
 VAL_LOSS_FRAMES = 65_536
 EPOCH_VAL_FRAMES = 16_384
 DISTILL_SHARE = 0.125  # rows of each batch that the distillation term (Recipe.distill_weight) samples in many steps
+TEMPORAL_SHARE = 0.25  # rows of each batch whose next frame the consecutive-frame term (Recipe.temporal_weight) also generates
 FD_BOOTSTRAP = 200  # resamples of the evaluation set for each Frechet distance's 90% interval
 
 
@@ -51,6 +52,10 @@ class Recipe:
     cond_dropout: float = 0.0  # share of rows trained with the null condition (guidance needs it)
     distill_weight: float = 0.1  # weight of a term that pulls the one-step sample onto the multi-step one (0 = off)
     distill_steps: int = 8
+    # Consecutive frames: one-step frames of two successive pairs, from AR(1) noise of `temporal_rho`, should
+    # change per band as much as the real music does (the log of the mean squared change matched; 0 = off).
+    temporal_weight: float = 0.0
+    temporal_rho: float = 0.9
     # Body style reveals the mode, so a model can learn "mode" from the body and ignore the
     # one-hot. Giving this share of each batch another row's body forces the one-hot to carry it.
     body_swap: float = 0.3
@@ -104,13 +109,14 @@ def swap_bodies(c: torch.Tensor, gen: torch.Generator, share: float = Recipe.bod
     return out
 
 
-def meanflow_loss(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True) -> torch.Tensor:
+def meanflow_loss(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True, following=None) -> torch.Tensor:
     """Adaptively weighted MeanFlow loss on a batch; x is the normalised target latent.
 
     Random draws come from a CPU generator and move to the data's device. The target takes a
     stop-gradient (so its JVP needs no graph); with guidance, the sample velocity v is mixed with
     the model's own unconditional velocity (MeanFlow, section 4.2), so one step samples the
-    guided field.
+    guided field. `following`: for the batch's first rows, their own conditioning (before any body
+    swap), the next frame's conditioning and its latent: the consecutive-frame term's pairs.
     """
     n, device = len(x), x.device
     noise = torch.randn(x.shape, generator=gen).to(device)
@@ -131,7 +137,20 @@ def meanflow_loss(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: boo
     loss = (err / (err.detach() + 1e-3) ** recipe.weight_power).mean()
     if meanflow and recipe.distill_weight:  # plain MSE: adaptive weights would blow up its near-zero early errors
         loss = loss + recipe.distill_weight * _distillation_error(flow, e.detach(), noise, recipe.distill_steps).mean()
+    if meanflow and recipe.temporal_weight and following is not None:
+        now, after, x_next = following  # the body as it was (no swap), then the next frame's
+        loss = loss + recipe.temporal_weight * _temporal_error(flow, enc(now), enc(after), x[: len(x_next)], x_next, gen, recipe.temporal_rho)
     return loss
+
+
+def _temporal_error(flow, e, e_next, x, x_next, gen, rho: float) -> torch.Tensor:
+    """Squared log ratio, per band, of the one-step frames' mean absolute frame-to-frame change to the real
+    music's (gate 3's change ratio), on consecutive pairs with AR(1) noise: frames that move as much as the music."""
+    z = torch.randn(x.shape, generator=gen).to(x.device)
+    z_next = rho * z + (1 - rho ** 2) ** 0.5 * torch.randn(x.shape, generator=gen).to(x.device)
+    change = (flow.sample(e_next, z_next) - flow.sample(e, z)).abs().mean(0)
+    real = (x_next - x).abs().mean(0)
+    return ((torch.log(change + 1e-3) - torch.log(real + 1e-3)) ** 2).mean()
 
 
 @torch.no_grad()
@@ -161,12 +180,12 @@ def _distillation_error(flow, e, noise, steps: int) -> torch.Tensor:
     return ((noise - flow.velocity(noise, zeros, ones, e) - teacher) ** 2).mean(1)
 
 
-def train_step(enc, flow, opt, params, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True) -> torch.Tensor:
+def train_step(enc, flow, opt, params, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True, following=None) -> torch.Tensor:
     """One optimisation step on a batch (gradients clipped to norm 1); returns its loss.
 
     The loss stays on the device: reading it back every step would stall a GPU.
     """
-    loss = meanflow_loss(enc, flow, c, x, gen, recipe, meanflow)
+    loss = meanflow_loss(enc, flow, c, x, gen, recipe, meanflow, following)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -217,6 +236,22 @@ def _tensors(arrays: dict, stats: Stats, in_dim: int):
     return c, x
 
 
+def next_rows(t: np.ndarray, track: np.ndarray) -> np.ndarray:
+    """Each row's next frame of the same track (no dropout gap between them), or -1."""
+    step = np.median(np.diff(t)[np.diff(track) == 0]) if len(t) > 1 else 0.0
+    ok = (np.diff(track) == 0) & (np.abs(np.diff(t) - step) <= 0.5 * step)
+    return np.append(np.where(ok, np.arange(1, len(t)), -1), -1)
+
+
+def _following(idx: torch.Tensor, successor: torch.Tensor, c, x, share: float):
+    """The batch reordered so its first rows have a next frame; their conditioning, the next frame's, and its latent."""
+    has = successor[idx] >= 0
+    idx = torch.cat([idx[has], idx[~has]])
+    k = min(int(has.sum()), max(1, int(len(idx) * share)))
+    after = successor[idx[:k]]
+    return idx, (c[idx[:k]], c[after], x[after])
+
+
 def _resume(ckpt_dir: Path, model, ema, opt, recipe: Recipe) -> tuple[int, list]:
     """(last epoch, history) from the newest checkpoint; refuses one written by another recipe."""
     if (found := checkpoints.latest(ckpt_dir)) is None:
@@ -248,6 +283,7 @@ def train_flow(
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=profile.flow_lr, weight_decay=0.0)
     c, x = _tensors(train, stats, in_dim)
+    successor = torch.from_numpy(next_rows(train["t"], train["track"]))
     vc, vx = (a.to(device) for a in _tensors(val, stats, in_dim))
     final, curve = (slice(None, None, -(-len(vx) // n)) for n in (VAL_LOSS_FRAMES, EPOCH_VAL_FRAMES))
     done, history = _resume(ckpt_dir, model, ema, opt, recipe)
@@ -262,9 +298,12 @@ def train_flow(
         model.train()
         total = torch.zeros((), device=device)
         for s in range(steps):
-            idx = order[(s * profile.flow_batch) % len(x):][: profile.flow_batch]
+            idx, following = order[(s * profile.flow_batch) % len(x):][: profile.flow_batch], None
+            if recipe.temporal_weight:
+                idx, following = _following(idx, successor, c, x, TEMPORAL_SHARE)
+                following = tuple(a.to(device) for a in following)
             batch = swap_bodies(c[idx], gen, recipe.body_swap) if in_dim == contract.CONDITIONING_DIM else c[idx]
-            total += train_step(enc, flow, opt, params, batch.to(device), x[idx].to(device), gen, recipe, epoch > warmup)
+            total += train_step(enc, flow, opt, params, batch.to(device), x[idx].to(device), gen, recipe, epoch > warmup, following)
             if ema is not None:
                 ema.update_parameters(model)
         model.eval()

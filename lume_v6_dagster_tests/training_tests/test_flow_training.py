@@ -174,3 +174,34 @@ def test_meanflow_loss_and_gradients_match_the_full_batch_jvp():
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
     for g, want in zip(grads, expected_grads):
         torch.testing.assert_close(g, want, rtol=1e-4, atol=1e-6)
+
+
+def test_next_rows_stop_at_a_track_change_and_a_dropout_gap():
+    from lume_v6_dagster.training.flow_training import next_rows
+
+    t = torch.cat([torch.arange(4) / 30, torch.arange(3) / 30, 10 + torch.arange(2) / 30]).numpy()
+    track = torch.tensor([0] * 4 + [1] * 5).numpy()
+    assert next_rows(t, track).tolist() == [1, 2, 3, -1, 5, 6, -1, 8, -1]
+
+
+class _Echo(torch.nn.Module):
+    """A generator whose frame is its embedding (noise ignored), or its noise (embedding ignored)."""
+
+    def __init__(self, noise: bool):
+        super().__init__()
+        self.noise = noise
+
+    def sample(self, e, z, steps=1):
+        return z if self.noise else e
+
+
+def test_the_consecutive_frame_term_is_zero_only_when_frames_move_as_the_music_does():
+    from lume_v6_dagster.training.flow_training import _temporal_error
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2048, contract.LATENT_DIM, generator=gen)
+    x_next = x + 0.1 * torch.randn(x.shape, generator=gen)  # the music changes by 0.1 x sqrt(2 / pi) per band
+    assert _temporal_error(_Echo(noise=False), x, x_next, x, x_next, gen, 0.9) < 1e-6
+    # AR(1) noise of rho 0.9 changes by sqrt(2 (1 - 0.9)) x sqrt(2 / pi) per band: a log ratio of log(sqrt(20)) = 1.50
+    assert _temporal_error(_Echo(noise=True), x, x_next, x, x_next, gen, 0.9) == pytest.approx(1.50 ** 2, rel=0.05)
+    assert _temporal_error(_Echo(noise=True), x, x_next, x, x_next, gen, 0.995) < 0.01  # sqrt(2 x 0.005) = 0.1, as the music
