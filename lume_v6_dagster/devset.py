@@ -36,11 +36,9 @@ from scipy.spatial.transform import Rotation
 
 from lume_v6_dagster import contract
 from lume_v6_dagster.atomic_files import atomic_dir, write_json
+from lume_v6_dagster.simulate import ENERGY, FPS, TEMPO  # the same tempo and energy per emotion as the simulator's
 
 SR = contract.SAMPLE_RATE
-FPS = 60.0
-TEMPO = {"still": 64.0, "open": 88.0, "inward": 72.0, "energetic": 128.0, "release": 100.0}
-ENERGY = {"still": 0.25, "open": 0.55, "inward": 0.4, "energetic": 0.95, "release": 0.7}
 
 # pybullet's wheels and sdist all carry data/motions; only these clips' bytes are trusted.
 MOTION_PACKAGE = "pybullet==3.2.7"
