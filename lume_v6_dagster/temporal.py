@@ -12,11 +12,15 @@ import numpy as np
 LAGS = (1, 8)  # 33 ms (flicker) and 0.27 s (a beat's worth of structure) at 30 Hz
 
 
+def breaks(t: np.ndarray, track: np.ndarray) -> np.ndarray:
+    """(N - 1,) True where row i + 1 does not follow row i: another track, or a dropout gap in between."""
+    step = np.median(np.diff(t)[np.diff(track) == 0]) if len(t) > 1 else 0.0
+    return (np.diff(track) != 0) | (np.abs(np.diff(t) - step) > 0.5 * step)
+
+
 def consecutive_windows(t: np.ndarray, track: np.ndarray, k: int, most: int) -> np.ndarray:
     """(W, k) row indices of windows of k consecutive pairs of one track (no dropout gap inside), at most `most`, evenly spread."""
-    step = np.median(np.diff(t)[np.diff(track) == 0]) if len(t) > 1 else 0.0
-    gap = (np.diff(track) != 0) | (np.abs(np.diff(t) - step) > 0.5 * step)
-    broken = np.concatenate([[0], np.cumsum(gap)])  # gaps before each row
+    broken = np.concatenate([[0], np.cumsum(breaks(t, track))])  # gaps before each row
     starts = np.nonzero(broken[k - 1:] == broken[: len(broken) - k + 1])[0]
     starts = starts[:: max(1, -(-len(starts) // most))]
     return starts[:, None] + np.arange(k)

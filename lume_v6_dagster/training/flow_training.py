@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from lume_v6_dagster import contract, noise
+from lume_v6_dagster import contract, noise, temporal
 from lume_v6_dagster.dataset import Stats
 from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
 from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator, frames_db
@@ -53,7 +53,7 @@ class Recipe:
     distill_weight: float = 0.1  # weight of a term that pulls the one-step sample onto the multi-step one (0 = off)
     distill_steps: int = 8
     # Consecutive frames: one-step frames of two successive pairs, from AR(1) noise of `temporal_rho`, should
-    # change per band as much as the real music does (the log of the mean squared change matched; 0 = off).
+    # change per band as much as the real music does (the log of the mean absolute change matched; 0 = off).
     temporal_weight: float = 0.0
     temporal_rho: float = 0.9
     # Body style reveals the mode, so a model can learn "mode" from the body and ignore the
@@ -238,9 +238,7 @@ def _tensors(arrays: dict, stats: Stats, in_dim: int):
 
 def next_rows(t: np.ndarray, track: np.ndarray) -> np.ndarray:
     """Each row's next frame of the same track (no dropout gap between them), or -1."""
-    step = np.median(np.diff(t)[np.diff(track) == 0]) if len(t) > 1 else 0.0
-    ok = (np.diff(track) == 0) & (np.abs(np.diff(t) - step) <= 0.5 * step)
-    return np.append(np.where(ok, np.arange(1, len(t)), -1), -1)
+    return np.append(np.where(temporal.breaks(t, track), -1, np.arange(1, len(t))), -1)
 
 
 def _following(idx: torch.Tensor, successor: torch.Tensor, c, x, share: float):
@@ -283,7 +281,7 @@ def train_flow(
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=profile.flow_lr, weight_decay=0.0)
     c, x = _tensors(train, stats, in_dim)
-    successor = torch.from_numpy(next_rows(train["t"], train["track"]))
+    successor = torch.from_numpy(next_rows(train["t"], train["track"])) if recipe.temporal_weight else None
     vc, vx = (a.to(device) for a in _tensors(val, stats, in_dim))
     final, curve = (slice(None, None, -(-len(vx) // n)) for n in (VAL_LOSS_FRAMES, EPOCH_VAL_FRAMES))
     done, history = _resume(ckpt_dir, model, ema, opt, recipe)
