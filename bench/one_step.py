@@ -81,7 +81,6 @@ def _one(args) -> dict:
 
     from lume_v6_dagster import contract
     from lume_v6_dagster.acceptance import measure
-    from lume_v6_dagster.acceptance.evaluate import EVAL_ROWS
     from lume_v6_dagster.models.flow import OneStepGenerator
     from lume_v6_dagster.noise import NoiseProcess
     from lume_v6_dagster.training.flow_training import Recipe, fit_noise, train_flow
@@ -98,19 +97,20 @@ def _one(args) -> dict:
     train = load_arrays(split, sorted(split.train)[:V5_TRAIN_TRACKS] if v5 else split.train)
     val = load_arrays(split, split.val)
     recipe = dataclasses.replace(Recipe(), **{**TODAY, **levers})
+    reads = get_profile(profile)  # its training, and what the acceptance report reads for it
     with tempfile.TemporaryDirectory() as ckpt:
         start = time.perf_counter()
-        result = train_flow(train, val, split.stats, get_profile(profile), seed, Path(ckpt), in_dim, log=lambda _: None, recipe=recipe)
+        result = train_flow(train, val, split.stats, reads, seed, Path(ckpt), in_dim, log=lambda _: None, recipe=recipe)
         seconds = time.perf_counter() - start
     out = {"variant": variant, "seed": seed, "in_dim": in_dim, "seconds": seconds, **result.metrics}
     process = NoiseProcess(0.0) if v5 else fit_noise(result.encoder, result.flow, train)[0]  # as the training asset ships it
     gen = OneStepGenerator(result.flow)
     axes = measure.sequence_axes(train["latent"], split.stats)
-    figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, val, split.stats.arrays("latent"), axes)["model"]
+    figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, val, split.stats.arrays("latent"), axes, reads.windows_per_track)["model"]
     out.update(noise_rho=process.rho, **{k: figures[k] for k in ("sequence_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio")})
     if not v5:
         classify = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
-        picked = measure.random_rows(len(val["latent"]), EVAL_ROWS, 1)  # as gate 5 reads them
+        picked = measure.random_rows(len(val["latent"]), reads.gate_frames, 1)  # as gate 5 reads them
         out["mode_accuracy_real_music"] = measure.real_mode_accuracy(classify, val["latent"][picked],
                                                                      val["conditioning"][picked, contract.MODE_SLICE].argmax(1))
         pipe = measure.Pipeline(result.encoder, gen, None)

@@ -1,7 +1,7 @@
 """Where runs keep their records and where steps execute, chosen by environment in this one place.
 
 - `embedded` (the default): a SQLite instance under DAGSTER_HOME; steps run in the run's own
-  process (the demo) or its subprocesses (runs launched by the UI, sensor or schedule).
+  process (the demo) or in processes forked for them (runs launched by the UI, sensor or schedule).
 - `two-host` (`LUME_DEPLOYMENT=two-host`): one Dagster instance on PostgreSQL (`LUME_PG_*`)
   shared by Mac4 and Mac5, and steps on Celery workers through a Redis broker
   (`LUME_BROKER_URL`). Training steps carry the training host's queue in their op tags
@@ -16,6 +16,8 @@ import socket
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+import dagster as dg
 
 REPO = Path(__file__).resolve().parent.parent
 QUEUE_TAG = "dagster-celery/queue"
@@ -157,9 +159,9 @@ def celery_config(urls: bool = True) -> dict:
 
 
 def executor():
-    """The executor for every job: Celery in two-host (saying where it orchestrates), else Dagster's default (None)."""
+    """The executor for every job: Celery in two-host (saying where it orchestrates), else steps forked from a server."""
     if name() != "two-host":
-        return None
+        return steps_forked
     from celery.exceptions import DuplicateTaskNameWarning
 
     from lume_v6_dagster.celery_executor import host_celery_executor
@@ -168,6 +170,21 @@ def executor():
     # process; Celery keeps the first and warns for each later one.
     warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
     return host_celery_executor.configured(celery_config(urls=False))
+
+
+# A run launched by the UI, the sensor or the schedule starts each step in a process of its own.
+# Dagster's default spawns a fresh interpreter per step, which imports torch, MLX and coremltools
+# again (10-20 s a step on 2 cores, longer than an ingest step's work); a fork server that
+# imported this code once per run forks each step in well under a second.
+FORKSERVER = {"forkserver": {"preload_modules": ["lume_v6_dagster.definitions"]}}
+
+
+def _forked_unless_named(config: dict) -> dict:
+    """The run's multiprocess config, forking steps unless it names another start method."""
+    return {"start_method": FORKSERVER, **config}
+
+
+steps_forked = dg.multiprocess_executor.configured(_forked_unless_named, config_schema=dg.Permissive())  # still "multiprocess" in run config
 
 
 def unreachable(capture_root: str, artifact_root: str) -> list[str]:

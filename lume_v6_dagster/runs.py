@@ -43,8 +43,9 @@ def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, t
         run_config["resources"] = resources  # e.g. the training host's profile and seed, which travel with the run
     follow = progress.shown if shown else (lambda *_: contextlib.nullcontext())
     if through_executor:
-        if max_concurrent and deployment.name() == "embedded":
-            run_config["execution"] = {"config": {"multiprocess": {"max_concurrent": max_concurrent, "start_method": _start_method()}}}
+        if deployment.name() == "embedded":  # this process's own fork server, while its environment fits (`_server_fits`)
+            limit = {"max_concurrent": max_concurrent} if max_concurrent else {}
+            run_config["execution"] = {"config": {"multiprocess": {**limit, "start_method": _start_method()}}}
         started = time.time()
         job = dg.build_reconstructable_job("lume_v6_dagster.runs", "resolved_job", reconstructable_args=(name,))
         with follow(instance, lambda: _newest_run(instance, name, started)):

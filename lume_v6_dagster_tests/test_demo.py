@@ -106,18 +106,20 @@ def test_report_has_the_listening_section_with_clips_of_the_requested_length(dem
         assert (audio ** 2).mean() ** 0.5 > 1e-3, f"{clip['name']} is silent"
 
 
-def test_inference_gates_read_3000_frames_from_every_validation_track(demo):
+def test_inference_gates_read_the_profiles_frames_from_every_validation_track(demo):
     """Gate 6 once read the first 128 of its sorted frames (only the first few validation tracks), then
-    300 frames, on which its ratio moved from 0.93 to 1.18 between draws; gate 5 read 300 frames too."""
+    300 frames, on which its ratio moved from 0.93 to 1.18 between draws; gate 5 read 300 frames too.
+    Now the profile's count (3,000 for demo and full), drawn from every validation track."""
     tmp, _ = demo
     (split,) = (json.loads(p.read_text()) for p in (tmp / "art" / "training" / "dataset").glob("*/split.json"))
     with dg.DagsterInstance.get() as instance:
         _, verdict = runs.latest_report(instance)
     gate5, gate6 = (next(g for g in verdict["gates"] if g["number"] == n) for n in (5, 6))
-    assert f"(3000 validation frames from {len(split['val'])} tracks)" in gate6["measured"]
+    frames = get_profile("tiny").gate_frames
+    assert f"({frames} validation frames from {len(split['val'])} tracks)" in gate6["measured"]
     real = verdict["metrics"]["mode_accuracy_real_music"]
     assert 0.2 < real <= 1.0
-    assert f"(3000 validation frames x 5 modes; chance 20%; real music {real:.1%})" in gate5["measured"]
+    assert f"({frames} validation frames x 5 modes; chance 20%; real music {real:.1%})" in gate5["measured"]
 
 
 @pytest.mark.parametrize("args, message", [

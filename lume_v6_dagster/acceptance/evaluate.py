@@ -13,12 +13,7 @@ from lume_v6_dagster.acceptance.markup import escape
 from lume_v6_dagster.acceptance.thresholds import Thresholds
 from lume_v6_dagster.dataset import DatasetSplit, compute_stats, load_arrays
 from lume_v6_dagster.training.flow_training import RECIPE_NAME
-
-# Validation frames both inference gates read. With 300, a full-profile model's gate 6 ratio was
-# 0.93 to 1.18 and gate 5's accuracy moved by 0.7 points from one draw of frames to another; with
-# 3,000, two draws of gate 6 gave 1.076 / 1.112 and 1.072 / 1.123 (docs/gates.md).
-EVAL_ROWS = 3_000
-
+from lume_v6_dagster.training.profiles import Profile
 
 @dataclass
 class Inputs:
@@ -35,6 +30,7 @@ class Inputs:
     previews: dict  # previews.json of listening_previews; its clips sit in <report>/listening/
     provenance: dict
     champion: champion_mod.Champion | None  # the V6 on the phone, if one was released
+    profile: Profile  # the models' training profile: how many frames and windows the report reads
 
 
 @dataclass
@@ -159,7 +155,7 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     val = load_arrays(split, split.val)
     stats_ok = compute_stats(split.read(t) for t in split.train) == split.stats
     classify = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
-    picked = measure.random_rows(len(val["latent"]), EVAL_ROWS, 1)  # spread over every validation track
+    picked = measure.random_rows(len(val["latent"]), inp.profile.gate_frames, 1)  # spread over every validation track
     val_modes = val["conditioning"][:, contract.MODE_SLICE].argmax(1)
     real_accuracy = measure.real_mode_accuracy(classify, val["latent"][picked], val_modes[picked])
     cond, picked_tracks = val["conditioning"][picked], len(np.unique(val["track"][picked]))
@@ -174,8 +170,8 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
         {"V6 1-step (shipped)": (inp.pipeline.encoder, inp.pipeline.generator, v6_noise, 1),
          "V6 16-step": (inp.pipeline.encoder, inp.pipeline.generator, v6_noise, 16),
          "V5 recipe": (*inp.v5, inp.noise["v5_baseline"], 1)},
-        val, latent_stats, measure.sequence_axes(train["latent"], split.stats))
-    detail = measure.over_time_detail(inp.pipeline, v6_noise, val)
+        val, latent_stats, measure.sequence_axes(train["latent"], split.stats), inp.profile.windows_per_track)
+    detail = measure.over_time_detail(inp.pipeline, v6_noise, val, inp.profile.windows_per_track)
     ratios = {k: measure.sensitivity_ratio(v) for k, v in sens.items()}
     latency = measure.latency_ms(inp.pipeline)
     override = signoff.decisive(inp.artifacts, signoff.OVERRIDE, inp.v6_sha256)

@@ -12,7 +12,6 @@ from lume_v6_dagster.models.flow import frames_db
 from lume_v6_dagster.training.metrics import frechet_distance
 
 OVER_TIME_SECONDS = 10.0  # each window: what a dancer hears in 10 s, generated frame by frame at the pair rate
-OVER_TIME_PER_TRACK = 4
 SEQUENCE_FRAMES = 8  # K consecutive pairs per window of the sequence FD (0.27 s at 30 Hz)
 SEQUENCE_AXES = 8  # each frame reduced to the leading principal axes of the training latents
 AXES_ROWS = 20_000  # training frames the principal axes are fitted on
@@ -219,22 +218,23 @@ def sequence_fd_interval(fake: np.ndarray, real: np.ndarray, windows: np.ndarray
     return sequence_fd(fake, real, windows, axes), float(np.percentile(draws, 5)), float(np.percentile(draws, 95))
 
 
-def _long_windows(val: dict[str, np.ndarray], rate_hz: float) -> np.ndarray:
+def _long_windows(val: dict[str, np.ndarray], per_track: int, rate_hz: float) -> np.ndarray:
     n_tracks = len(np.unique(val["track"]))
-    return temporal.consecutive_windows(val["t"], val["track"], int(OVER_TIME_SECONDS * rate_hz), OVER_TIME_PER_TRACK * n_tracks)
+    return temporal.consecutive_windows(val["t"], val["track"], int(OVER_TIME_SECONDS * rate_hz), per_track * n_tracks)
 
 
 OVER_TIME_CONTROLS = ("loudness_db", "onset_strength")  # the controls the AudioEngine leans on most, shown alone
 
 
-def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
+def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_track: int = 4,
+                     rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
     """The shipped frames of `over_time`'s windows (same noise) per mode, and SAN's controls made from them.
 
     Keys: each validated mode (its latent bands against its real music), `controls` (medians over
     SAN's 16 against the real controls) and each of OVER_TIME_CONTROLS alone; each row also says
     how many windows it read.
     """
-    long = _long_windows(val, rate_hz)
+    long = _long_windows(val, per_track, rate_hz)
     latent, controls = pipe.frames(val["conditioning"][long.ravel()], process.for_tracks(val["track"], 0)[long.ravel()])
     latent, controls = latent.reshape(*long.shape, -1), controls.reshape(*long.shape, -1)
     window_modes = val["conditioning"][long[:, 0], contract.MODE_SLICE].argmax(1)
@@ -249,15 +249,15 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], rate_h
 
 
 def over_time(samplers: dict[str, tuple], val: dict[str, np.ndarray], stats_latent: tuple[np.ndarray, np.ndarray],
-              axes: np.ndarray, rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
-    """Per sampler (name -> encoder, generator, noise process, steps): its windows of validation frames against the real music.
+              axes: np.ndarray, per_track: int = 4, rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
+    """Per sampler (name -> encoder, generator, noise process, steps): `per_track` windows per validation track against the real music.
 
     Figures from `temporal.compare`, plus the sequence FD (K-frame windows, reduced to `axes`)
     with its 90% bootstrap interval and the per-frame FD of the same frames (normalised units);
     "real vs real" compares alternate windows of the real music with each other, the floor any
     generator is read against (`frame_fd_floor` in every row).
     """
-    long = _long_windows(val, rate_hz)
+    long = _long_windows(val, per_track, rate_hz)
     short = _short(long)
     mean, std = stats_latent
     real = (val["latent"] - mean) / std

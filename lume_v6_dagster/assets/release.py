@@ -309,7 +309,7 @@ def acceptance_report(context: dg.AssetExecutionContext, config: JudgeConfig, ar
     inputs = Inputs(trained.split, Pipeline(m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"], m["SANV6"]),
                     (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"]), trained.noise, histories, metrics, reports,
                     sum(r["size_bytes"] for r in reports if r["name"].endswith("V6")), v6_sha256, Path(artifact_store.root),
-                    _heard(_report_media(previews, out), trained), provenance, _champion(context.instance, v6_sha256))
+                    _heard(_report_media(previews, out), trained), provenance, _champion(context.instance, v6_sha256), get_profile(v6["profile"]))
     thresholds = Thresholds.load(Path(artifact_store.root) / "thresholds.json")
     result = evaluate(inputs, thresholds, out)
     status, use_v6 = gates_mod.decision(result.gates, result.comparison.blocks)
