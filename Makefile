@@ -11,7 +11,7 @@ demo: setup  ## simulate captures and run the whole chain through Dagster
 
 test: setup  ## the test suite (what CI runs), one worker per core; ARGS="-n 0" runs it in one process
 	$(RUN) dagster definitions validate -w workspace.yaml
-	$(RUN) pytest -n auto --dist loadfile $(ARGS)
+	$(RUN) pytest -n auto --dist loadfile --no-loadscope-reorder $(ARGS)
 
 bench: setup  ## benchmarks, one JSON line each (ARGS="full_scale" for the 33-minute full chain)
 	$(RUN) lume-v6 bench $(ARGS)

@@ -184,7 +184,7 @@ def _forked_unless_named(config: dict) -> dict:
     return {"start_method": FORKSERVER, **config}
 
 
-steps_forked = dg.multiprocess_executor.configured(_forked_unless_named, config_schema=dg.Permissive())  # still "multiprocess" in run config
+steps_forked = dg.multiprocess_executor.configured(_forked_unless_named, config_schema=dg.Permissive())  # run config: execution: {config: {max_concurrent: 2}}
 
 
 def unreachable(capture_root: str, artifact_root: str) -> list[str]:

@@ -45,7 +45,7 @@ def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, t
     if through_executor:
         if deployment.name() == "embedded":  # this process's own fork server, while its environment fits (`_server_fits`)
             limit = {"max_concurrent": max_concurrent} if max_concurrent else {}
-            run_config["execution"] = {"config": {"multiprocess": {**limit, "start_method": _start_method()}}}
+            run_config["execution"] = {"config": {**limit, "start_method": _start_method()}}
         started = time.time()
         job = dg.build_reconstructable_job("lume_v6_dagster.runs", "resolved_job", reconstructable_args=(name,))
         with follow(instance, lambda: _newest_run(instance, name, started)):

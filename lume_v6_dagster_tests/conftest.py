@@ -66,3 +66,14 @@ def overlapping(spans: list[tuple[float, float]]) -> int:
         now += step
         most = max(most, now)
     return most
+
+
+# The longest files first (pytest-xdist hands whole files to idle workers in collection order,
+# `make test` keeps that order), so the suite does not end waiting on one long file started last.
+LONGEST_FIRST = ("deploy_tests/test_two_host.py", "test_bench.py", "test_demo.py", "assets_tests/test_training_assets.py",
+                 "ui_tests/test_ui_browser.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0].removeprefix("lume_v6_dagster_tests/"), len(rank)))
