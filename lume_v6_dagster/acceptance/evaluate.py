@@ -15,6 +15,7 @@ from lume_v6_dagster.dataset import DatasetSplit, compute_stats, load_arrays
 from lume_v6_dagster.training.flow_training import RECIPE_NAME
 from lume_v6_dagster.training.profiles import Profile
 
+
 @dataclass
 class Inputs:
     split: DatasetSplit  # reads each track's pairs verified against its recorded digest
