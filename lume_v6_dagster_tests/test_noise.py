@@ -75,9 +75,9 @@ def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
     body = cond[:, contract.DYNAMICS_SLICE]
     val = {"t": np.tile(np.arange(900) / 30.0, 2), "track": track, "conditioning": cond,
            "latent": body[:, :64] * 6 - 40, "controls": body[:, 64:80]}
-    exact = measure.over_time_detail(_Frames(0.0), NoiseProcess(0.0), val)
+    exact = measure.over_time_detail(_Frames(0.0), NoiseProcess(0.0), val, 4)
     assert set(exact) == {"sky_garden", "iridescent_beauty", "controls", "loudness_db", "onset_strength"}
     for row in exact.values():
         assert row["change_ratio"] == pytest.approx(1.0) and row["lag1"] == pytest.approx(row["lag1_real"]) and row["windows"] > 0
-    flicker = measure.over_time_detail(_Frames(3.0), NoiseProcess(0.0), val)
+    flicker = measure.over_time_detail(_Frames(3.0), NoiseProcess(0.0), val, 4)
     assert all(row["change_ratio"] > 2 and row["lag1"] < row["lag1_real"] - 0.2 for row in flicker.values())

@@ -226,7 +226,7 @@ def _long_windows(val: dict[str, np.ndarray], per_track: int, rate_hz: float) ->
 OVER_TIME_CONTROLS = ("loudness_db", "onset_strength")  # the controls the AudioEngine leans on most, shown alone
 
 
-def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_track: int = 4,
+def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_track: int,
                      rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
     """The shipped frames of `over_time`'s windows (same noise) per mode, and SAN's controls made from them.
 
@@ -249,7 +249,7 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
 
 
 def over_time(samplers: dict[str, tuple], val: dict[str, np.ndarray], stats_latent: tuple[np.ndarray, np.ndarray],
-              axes: np.ndarray, per_track: int = 4, rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
+              axes: np.ndarray, per_track: int, rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
     """Per sampler (name -> encoder, generator, noise process, steps): `per_track` windows per validation track against the real music.
 
     Figures from `temporal.compare`, plus the sequence FD (K-frame windows, reduced to `axes`)
