@@ -123,7 +123,9 @@ def test_worker_killed_mid_training_resumes_from_its_checkpoint_with_identical_w
         run = instance.get_runs(limit=1)[0]
         assert run.status == dg.DagsterRunStatus.STARTED and train.poll() is None  # waiting for a mac5 worker
         two_host.start_worker("mac5")
+        back = time.time()
         assert train.wait(timeout=300) == 0, log.read_text()[-3000:]
+        finished = time.time() - back
     finally:
         if train.poll() is None:
             os.killpg(train.pid, 9)
@@ -136,6 +138,7 @@ def test_worker_killed_mid_training_resumes_from_its_checkpoint_with_identical_w
     shipped = torch.load(folder / "model.pt", weights_only=True)
     for name, module in (("encoder", reference.encoder), ("flow", reference.flow)):
         assert all(torch.equal(shipped[name][k], v) for k, v in module.state_dict().items()), name
+    print(f"worker killed: the run ended {finished:.1f} s after a new mac5 worker started, resumed, weights identical")
 
 
 def _wait_for_first_checkpoint(artifacts: Path, proc, log: Path, timeout: float = 300, seed: int = 7, profile: str = "tiny") -> Path:
@@ -295,21 +298,41 @@ def test_terminating_a_run_ends_its_training_step_on_mac5_within_seconds(two_hos
     assert sorted((folder / "checkpoints").glob("*.pt")) == checkpoints and not (folder / "model.pt").exists(), "Mac5 kept training"
     assert _training_slots_held(instance) == 0
     assert len(_deliveries(instance, run.run_id, "encoder_flow_v6")) == 1  # terminated, not handed out again
+    print(f"terminate: the run ended {ended:.1f} s after Terminate; Mac5 stopped training")
+
+
+RESTART_SEED = 15  # both restarts train this seed, so one undisturbed reference serves both
+
+
+@pytest.fixture(scope="module")
+def undisturbed(two_host):
+    """The restarts' reference, started by whichever restart test runs first, trained once; killed with the module."""
+    started = []
+
+    def start(instance) -> tuple[subprocess.Popen, Path]:
+        out = two_host.root / "reference-restart"
+        if not started:
+            started.append(_train_reference(instance, two_host, RESTART_SEED, "full", out))
+        return started[0], out
+    yield start
+    for proc in started:
+        proc.kill()
 
 
 @pytest.mark.parametrize("service", ["redis", "postgres"])
-def test_a_30_second_restart_of_the_broker_or_the_database_mid_training_is_survived(two_host, on, service, request):
+def test_a_30_second_restart_of_the_broker_or_the_database_mid_training_is_survived(two_host, on, service, undisturbed):
     """Crash Redis (SIGKILL) or PostgreSQL (immediate shutdown) while encoder_flow_v6 trains on Mac5 and start it again
     30 s later: the step trains on, the run succeeds, the weights are an undisturbed run's, nothing runs twice or goes missing."""
-    instance = on
-    seed = 15 if service == "redis" else 16
+    instance, seed = on, RESTART_SEED
+    artifacts = Path(two_host.env["LUME_ARTIFACT_ROOT"])
+    for earlier in (artifacts / "training" / "encoder_flow_v6").glob(f"*-full-seed{seed}-code*"):
+        shutil.rmtree(earlier)  # the other restart's run: this one must train from its first epoch, not reuse it
     log = two_host.logs / f"train-{service}-restart.log"
-    reference = _train_reference(instance, two_host, seed, "full", two_host.root / f"reference-{service}")  # the same, undisturbed
-    request.addfinalizer(reference.kill)
+    reference, reference_dir = undisturbed(instance)
     train = _materialize(two_host, "encoder_flow_v6", seed, log.name, profile="full")
     try:
         run = _started_run(instance, train, log)
-        folder = _wait_for_first_checkpoint(Path(two_host.env["LUME_ARTIFACT_ROOT"]), train, log, seed=seed, profile="full")
+        folder = _wait_for_first_checkpoint(artifacts, train, log, seed=seed, profile="full")
         two_host.crash(service)
         down = time.time()
         try:
@@ -334,7 +357,7 @@ def test_a_30_second_restart_of_the_broker_or_the_database_mid_training_is_survi
     assert two_host.workers["mac5"].poll() is None, two_host.log("mac5")[-3000:]  # the worker lives on ...
     assert not _unacknowledged(two_host), "a message of the run stayed unacknowledged"  # ... and acknowledged the step
     assert reference.wait(timeout=600) == 0
-    shipped, undisturbed = (torch.load(f, weights_only=True) for f in (folder / "model.pt", two_host.root / f"reference-{service}" / "model.pt"))
+    shipped, undisturbed = (torch.load(f, weights_only=True) for f in (folder / "model.pt", reference_dir / "model.pt"))
     assert all(torch.equal(shipped[n][k], v) for n in ("encoder", "flow") for k, v in undisturbed[n].items()), "weights differ"
     print(f"{service} restart: down {back - down:.1f} s, run ended {finished - back:.1f} s after it came back")
 
