@@ -27,6 +27,10 @@ from lume_v6_dagster.pairs import N_FFT, Pairs, PairsConfig
 
 GRIFFIN_LIM_ITERATIONS = 32
 PEAK = 0.99  # a clip louder than this is scaled down, never clipped
+# A spawned inversion process takes ~10 s here to import and warm up (librosa's JIT, matplotlib),
+# while a 5-s clip inverts in ~2 s and a 20-s one in ~5 s (measured on 2 cores): below this
+# length one process finishes sooner and spends a fraction of the CPU.
+POOL_MIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,11 @@ def _write(out_dir: Path, name: str, mel_db: np.ndarray, title: str, pair_hz: fl
         sf.write(tmp, y, contract.SAMPLE_RATE, subtype="PCM_16", format="WAV")
     plots.spectrogram(mel_db, contract.SAMPLE_RATE, PairsConfig(pair_hz=pair_hz).hop, title, out_dir / f"{name}.png")
     return f"{name}.wav", f"{name}.png", len(y) / contract.SAMPLE_RATE
+
+
+def inversion_workers(seconds: float, available: int) -> int:
+    """Processes for a session's mel inversions: a pool only where clips are long enough to repay starting it."""
+    return available if seconds >= POOL_MIN_SECONDS else 1
 
 
 def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float,

@@ -39,6 +39,11 @@ def test_clips_have_the_requested_length_are_not_silent_and_repeat(pairs_paths, 
     assert previews["noise"] == {"V6": NoiseProcess(0.9).as_dict(), "V5": NoiseProcess(0.0).as_dict()}  # what each clip was drawn with
 
 
+def test_only_clips_long_enough_to_repay_a_pool_are_inverted_in_one():
+    assert listening.inversion_workers(5.0, 2) == 1  # the tiny profile's clips: one process
+    assert listening.inversion_workers(20.0, 2) == 2 and listening.inversion_workers(20.0, 1) == 1  # a listener's: every core
+
+
 def test_body_window_holds_the_last_frame_across_a_gap_and_picks_the_fullest_stretch(pairs_paths):
     pairs = read_pairs(next(iter(pairs_paths.values())))
     keep = np.ones(len(pairs.t), dtype=bool)

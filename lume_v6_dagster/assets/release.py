@@ -205,7 +205,7 @@ def listening_previews(context: dg.AssetExecutionContext, config: PreviewConfig,
     seconds = config.seconds or get_profile(trained.records["encoder_flow_v6"]["profile"]).preview_seconds
     clips = listening.render(out, trained.split.read(track), (m["ConditioningEncoderV6"], m["FlowGenerator1StepV6"], trained.noise["encoder_flow_v6"]),
                              (m["ConditioningEncoderV5"], m["FlowGenerator1StepV5"], trained.noise["v5_baseline"]), seconds=seconds, seed=config.seed,
-                             workers=capacity.helper_processes())
+                             workers=listening.inversion_workers(seconds, capacity.helper_processes()))
     shown = [c for c in clips if (c.name.startswith("v6-") and "emotion" not in c.name) or c.name == "reference"]
     return dg.MaterializeResult(metadata={**where_it_ran(),
         "folder": dg.MetadataValue.path(str(out)), "clips": len(clips), "seconds": seconds, "track": track,
