@@ -357,8 +357,8 @@ def test_a_30_second_restart_of_the_broker_or_the_database_mid_training_is_survi
     assert two_host.workers["mac5"].poll() is None, two_host.log("mac5")[-3000:]  # the worker lives on ...
     assert not _unacknowledged(two_host), "a message of the run stayed unacknowledged"  # ... and acknowledged the step
     assert reference.wait(timeout=600) == 0
-    shipped, undisturbed = (torch.load(f, weights_only=True) for f in (folder / "model.pt", reference_dir / "model.pt"))
-    assert all(torch.equal(shipped[n][k], v) for n in ("encoder", "flow") for k, v in undisturbed[n].items()), "weights differ"
+    shipped, expected = (torch.load(f, weights_only=True) for f in (folder / "model.pt", reference_dir / "model.pt"))
+    assert all(torch.equal(shipped[n][k], v) for n in ("encoder", "flow") for k, v in expected[n].items()), "weights differ"
     print(f"{service} restart: down {back - down:.1f} s, run ended {finished - back:.1f} s after it came back")
 
 
