@@ -103,7 +103,7 @@ def _one(args) -> dict:
         result = train_flow(train, val, split.stats, reads, seed, Path(ckpt), in_dim, log=lambda _: None, recipe=recipe)
         seconds = time.perf_counter() - start
     out = {"variant": variant, "seed": seed, "in_dim": in_dim, "seconds": seconds, **result.metrics}
-    process = NoiseProcess(0.0) if v5 else fit_noise(result.encoder, result.flow, train)[0]  # as the training asset ships it
+    process = NoiseProcess(0.0) if v5 else fit_noise(result.encoder, result.flow, train, reads.noise_fit_windows)[0]  # as the asset ships it
     gen = OneStepGenerator(result.flow)
     axes = measure.sequence_axes(train["latent"], split.stats)
     figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, val, split.stats.arrays("latent"), axes, reads.windows_per_track)["model"]

@@ -14,13 +14,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import signal
 
 from lume_v6_dagster import contract, temporal
 
 RHO_GRID = (0.0, 0.5, 0.7, 0.8, 0.85, 0.88, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98)
 FIT_SECONDS = 10.0  # windows of consecutive frames the correlation is fitted on
-FIT_WINDOWS = 16
 
 
 @dataclass(frozen=True)
@@ -44,6 +42,8 @@ class NoiseProcess:
         return np.concatenate([self._filter(e[a:b]) for a, b in zip(starts[:-1], starts[1:])]).astype(np.float32)
 
     def _filter(self, e: np.ndarray) -> np.ndarray:
+        from scipy import signal  # 1 s to import: only the processes that draw noise pay it
+
         scaled = e.copy()
         scaled[1:] *= np.sqrt(1 - self.rho ** 2)  # stationary from the first frame: z[0] = e[0]
         return signal.lfilter([1.0], [1.0, -self.rho], scaled, axis=0)
@@ -68,20 +68,21 @@ def mismatch(figures: dict[str, float]) -> float:
     return float(np.sum(np.square(terms)))
 
 
-def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[str, np.ndarray], rate_hz: float = 30.0,
-        seed: int = 0) -> tuple[NoiseProcess, list[dict]]:
+def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[str, np.ndarray], windows: int = 16,
+        rate_hz: float = 30.0, seed: int = 0) -> tuple[NoiseProcess, list[dict]]:
     """The AR(1) correlation whose one-step frames change from frame to frame as the real training music does.
 
     `generate(rows, noise)` -> dB latents of those rows of `arrays` (training tracks). Each grid
-    value is scored on the same windows with the same innovations; returns the best and the scan.
+    value is scored on the same `windows` 10-s windows with the same innovations; returns the best
+    and the scan.
     """
-    windows = temporal.consecutive_windows(arrays["t"], arrays["track"], int(FIT_SECONDS * rate_hz), FIT_WINDOWS)
-    e = np.random.default_rng(seed).standard_normal((len(windows), windows.shape[1], contract.NOISE_DIM))
-    real, scan = arrays["latent"][windows], []
+    rows = temporal.consecutive_windows(arrays["t"], arrays["track"], int(FIT_SECONDS * rate_hz), windows)
+    e = np.random.default_rng(seed).standard_normal((len(rows), rows.shape[1], contract.NOISE_DIM))
+    real, scan = arrays["latent"][rows], []
     for rho in RHO_GRID:
         process = NoiseProcess(rho, rate_hz=rate_hz)
         noise = np.stack([process._filter(w) for w in e]).astype(np.float32)
-        fake = generate(windows.ravel(), noise.reshape(-1, contract.NOISE_DIM)).reshape(real.shape)
+        fake = generate(rows.ravel(), noise.reshape(-1, contract.NOISE_DIM)).reshape(real.shape)
         figures = temporal.compare(fake, real)
         scan.append({"rho": rho, **figures, "mismatch": mismatch(figures)})
     best = min(scan, key=lambda row: row["mismatch"])

@@ -5,24 +5,27 @@ from pathlib import Path
 
 import numpy as np
 
-import matplotlib
+from lume_v6_dagster.atomic_files import atomic_path
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
-from lume_v6_dagster.atomic_files import atomic_path  # noqa: E402
+def subplots(figsize: tuple[float, float]):
+    """A figure and its axes without pyplot: headless, nothing global to close, and matplotlib
+    is imported by the steps that plot, not by every process that loads the definitions."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def save(fig, path: Path) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
     return path
 
 
 def loss_curves(histories: dict[str, list[dict]], path: Path) -> Path:
     """Train (dashed) and validation (solid) loss per epoch, one colour per model."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots((6, 3.5))
     for i, (name, rows) in enumerate(histories.items()):
         epochs = [r["epoch"] for r in rows]
         ax.plot(epochs, [r["train_loss"] for r in rows], "--", color=f"C{i}", alpha=0.6)
@@ -35,7 +38,7 @@ def loss_curves(histories: dict[str, list[dict]], path: Path) -> Path:
 
 
 def coverage_heatmap(cells, modes, emotions, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig, ax = subplots((5.5, 3.5))
     im = ax.imshow(cells, cmap="viridis")
     ax.set_xticks(range(len(emotions)), emotions, rotation=30)
     ax.set_yticks(range(len(modes)), modes)
@@ -51,7 +54,7 @@ def latent_distributions(generated: dict, modes, path: Path) -> Path:
     stacked = np.concatenate(list(generated.values()))
     mean = stacked.mean(0)
     _, _, vt = np.linalg.svd(stacked - mean, full_matrices=False)
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = subplots((5, 4))
     for m, z in generated.items():
         p = (z - mean) @ vt[:2].T
         ax.scatter(p[:, 0], p[:, 1], s=4, alpha=0.4, label=modes[m])
@@ -63,7 +66,7 @@ def latent_distributions(generated: dict, modes, path: Path) -> Path:
 
 def block_sensitivity(per_dim: dict, blocks, block_dim: int, path: Path) -> Path:
 
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = subplots((6, 3))
     x = np.arange(len(blocks))
     for i, (name, values) in enumerate(per_dim.items()):
         ax.bar(x + i * 0.4, np.asarray(values).reshape(len(blocks), block_dim).mean(1), width=0.4, label=name)
@@ -78,7 +81,7 @@ def spectrogram(mel_db: np.ndarray, sr: int, hop: int, title: str, path: Path) -
     """A clip's log-mel frames (F, 64) over time, as librosa draws them."""
     import librosa.display
 
-    fig, ax = plt.subplots(figsize=(6, 2.4))
+    fig, ax = subplots((6, 2.4))
     img = librosa.display.specshow(mel_db.T, sr=sr, hop_length=hop, x_axis="time", y_axis="mel", ax=ax, cmap="magma")
     ax.set_title(title, fontsize=9)
     fig.colorbar(img, ax=ax, format="%+.0f dB")

@@ -97,7 +97,7 @@ def test_report_has_the_listening_section_with_clips_of_the_requested_length(dem
     run_id = runs.reports(dg.DagsterInstance.get())[0].run_id
     assert "<h2>Listening</h2>" in page and f'lume-v6 signoff --by "Your Name" --report {run_id} sky_garden=pass' in page
     previews = json.loads((report.parent / "listening" / "previews.json").read_text())
-    assert previews["seconds"] == get_profile("tiny").preview_seconds  # the profile's length: 5 s, where a listener gets 20
+    assert previews["seconds"] == get_profile("tiny").preview_seconds  # the profile's length: 2 s, where a listener gets 20
     assert len(previews["clips"]) == 11  # 5 modes, 4 more emotions, V5, the reference
     for clip in previews["clips"]:
         assert f'src="listening/{clip["wav"]}"' in page

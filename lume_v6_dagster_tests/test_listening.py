@@ -40,7 +40,7 @@ def test_clips_have_the_requested_length_are_not_silent_and_repeat(pairs_paths, 
 
 
 def test_only_clips_long_enough_to_repay_a_pool_are_inverted_in_one():
-    assert listening.inversion_workers(5.0, 2) == 1  # the tiny profile's clips: one process
+    assert listening.inversion_workers(2.0, 2) == 1  # the tiny profile's clips: one process
     assert listening.inversion_workers(20.0, 2) == 2 and listening.inversion_workers(20.0, 1) == 1  # a listener's: every core
 
 

@@ -29,8 +29,6 @@ from lume_v6_dagster.atomic_files import atomic_path, write_json
 from lume_v6_dagster.dataset import DatasetSplit, load_arrays
 from lume_v6_dagster.deployment import where_it_ran
 from lume_v6_dagster.export.bundle import package_digest, write_bundle
-from lume_v6_dagster.export.coreml import export
-from lume_v6_dagster.export.verify import check_contract, verify
 from lume_v6_dagster.noise import NoiseProcess
 from lume_v6_dagster.resources import ArtifactStore
 from lume_v6_dagster.trained_models import load_encoder_flow, load_san
@@ -106,6 +104,8 @@ def coreml_packages(context: dg.AssetExecutionContext, artifact_store: ArtifactS
 
     Written to a new folder per run, so a smoke test or report in flight never sees them change.
     """
+    from lume_v6_dagster.export.coreml import export  # coremltools: 2 s to import, so only in the steps that use it
+
     records = {name: {k: v for k, v in recorded(context, name).items() if k in PROVENANCE_KEYS} for name in TRAINED}
     trained = _trained(records)
     out = Path(artifact_store.root) / "release" / "packages" / context.run.run_id
@@ -127,6 +127,8 @@ def v5_fallback(packages: dict) -> dict:
     `LUME_V5_FOLDER` (the V5 on the phone) when set, else the V5 recipe retrained in this chain;
     recorded here, so the report and the bundle use what was checked, not today's environment.
     """
+    from lume_v6_dagster.export.verify import check_contract
+
     configured = os.environ.get("LUME_V5_FOLDER")
     if not configured:
         run = packages["models"]["v5_baseline"]["run_id"]
@@ -162,6 +164,8 @@ def _feeds(val: dict, modules: dict, name: str, rng) -> list[dict]:
 @dg.asset(group_name=GROUP, deps=[coreml_packages], kinds={"coreml"})
 def smoke_test(context: dg.AssetExecutionContext, artifact_store: ArtifactStore) -> dg.MaterializeResult:
     """Load every package back: contract (names, shapes, FP32, iOS 17) and parity on validation inputs."""
+    from lume_v6_dagster.export.verify import verify
+
     packages, trained = _exported(context)
     val = load_arrays(trained.split, trained.split.val)
     folder = Path(packages["folder"])

@@ -132,9 +132,10 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
     folder = run_dir(artifact_store, name, split, host)
     start = time.perf_counter()
     train = load_arrays(split, train_ids)
-    result = train_flow(train, load_arrays(split, split.val), split.stats, get_profile(host.profile),
+    profile = get_profile(host.profile)
+    result = train_flow(train, load_arrays(split, split.val), split.stats, profile,
                         host.seed, folder / "checkpoints", in_dim, log=context.log.info, device=host.torch_device())
-    process, scan = (NoiseProcess(0.0), []) if v5_recipe else fit_noise(result.encoder, result.flow, train)
+    process, scan = (NoiseProcess(0.0), []) if v5_recipe else fit_noise(result.encoder, result.flow, train, profile.noise_fit_windows)
     context.log.info(f"noise process: AR(1), rho {process.rho} (fitted on training tracks)" if scan else "noise process: fresh every frame (the V5 recipe)")
     save_torch(folder / "model.pt", {"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,
                                      "train_tracks": train_ids, "fingerprint": split.fingerprint, "noise": process.as_dict()})
