@@ -81,7 +81,8 @@ def _run(root: Path, tracks: int, minutes: float, chain_tracks: int, train: bool
         simulate(tracks, minutes, root / "captures", seed=0)
         ids = [p.track_id for p in plan_tracks(tracks, minutes, 0)]
         launch = lambda name, queue: workers.append(worker.launch(name, queue, dict(os.environ), root / f"{name}.log"))  # noqa: E731
-        launch("mac5", deployment.TRAINING_QUEUE)
+        if train:  # no training queue without training: a worker and its pool import the code for nothing
+            launch("mac5", deployment.TRAINING_QUEUE)
         launch("mac4", deployment.DEFAULT_QUEUE)
         with dg.DagsterInstance.get() as instance:
             instance.add_dynamic_partitions(track_partitions.name, ids)

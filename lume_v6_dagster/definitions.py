@@ -15,7 +15,7 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([capture, training, release]),
         asset_checks=dg.load_asset_checks_from_modules([capture]),
-        jobs=[ingest_track_job, train_job, release_job, judge_job],
+        jobs=[ingest_track_job(deployment.track_executor()), train_job, release_job, judge_job],
         sensors=[capture_sensor],
         schedules=[overnight_training],
         resources=default_resources(),

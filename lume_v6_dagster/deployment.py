@@ -1,7 +1,8 @@
 """Where runs keep their records and where steps execute, chosen by environment in this one place.
 
 - `embedded` (the default): a SQLite instance under DAGSTER_HOME; steps run in the run's own
-  process (the demo) or in processes forked for them (runs launched by the UI, sensor or schedule).
+  process (the demo, and every track's ingest) or in processes forked for them (the other runs
+  the UI or the schedule launches).
 - `two-host` (`LUME_DEPLOYMENT=two-host`): one Dagster instance on PostgreSQL (`LUME_PG_*`)
   shared by Mac4 and Mac5, and steps on Celery workers through a Redis broker
   (`LUME_BROKER_URL`). Training steps carry the training host's queue in their op tags
@@ -172,7 +173,14 @@ def executor():
     return host_celery_executor.configured(celery_config(urls=False))
 
 
-# A run launched by the UI, the sensor or the schedule starts each step in a process of its own.
+def track_executor():
+    """How one track's ingest runs: in its run's own process on one host, where its steps follow one
+    another anyway and a fork server per run imported the code again (~5 CPU-s a track, the sensor
+    launching a run per track); on two hosts, the deployment's executor (None), so Mac4's worker runs them."""
+    return dg.in_process_executor if name() != "two-host" else None
+
+
+# A run launched by the UI or the schedule starts each step in a process of its own.
 # Dagster's default spawns a fresh interpreter per step, which imports torch, MLX and coremltools
 # again (10-20 s a step on 2 cores, longer than an ingest step's work); a fork server that
 # imported this code once per run forks each step in well under a second.

@@ -6,11 +6,17 @@ from lume_v6_dagster.assets.capture import GROUP as CAPTURE_GROUP
 from lume_v6_dagster.assets.release import GROUP as RELEASE_GROUP
 from lume_v6_dagster.assets.training import GROUP as TRAINING_GROUP
 
-ingest_track_job = dg.define_asset_job(
-    "ingest_track",
-    selection=dg.AssetSelection.groups(CAPTURE_GROUP),
-    description="Raw capture -> validated capture -> pairs for one track, with its checks.",
-)
+INGEST_TRACK = "ingest_track"
+
+
+def ingest_track_job(executor_def: dg.ExecutorDefinition | None = None):
+    """One track's ingest; its steps run as `executor_def` says (the deployment's choice, read when the definitions are built)."""
+    return dg.define_asset_job(
+        INGEST_TRACK,
+        selection=dg.AssetSelection.groups(CAPTURE_GROUP),
+        description="Raw capture -> validated capture -> pairs for one track, with its checks.",
+        executor_def=executor_def,
+    )
 
 train_job = dg.define_asset_job(
     "train",

@@ -6,7 +6,7 @@ import dagster as dg
 
 from lume_v6_dagster.capture.folder import changed_files
 from lume_v6_dagster.capture.scan import ScanCursor, scan
-from lume_v6_dagster.jobs import ingest_track_job
+from lume_v6_dagster.jobs import INGEST_TRACK
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore
 
@@ -19,7 +19,7 @@ def _ingest_changes(capture_store: CaptureStore, artifact_store: ArtifactStore, 
     return changed_files(capture_store.folder(track), record.get("stats", {}), record["sha256"])
 
 
-@dg.sensor(job=ingest_track_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job_name=INGEST_TRACK, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def capture_sensor(context: dg.SensorEvaluationContext, capture_store: CaptureStore, artifact_store: ArtifactStore) -> dg.SensorResult:
     """Cursor-based scan of the capture root; a tick costs what changed, not what exists.
 

@@ -18,11 +18,13 @@ def test_each_heavy_step_claims_a_slot_of_its_hosts_pool():
     assert {k for k, p in pools.items() if p == capacity.TRAINING_POOL} == {"san_v6", "encoder_flow_v6", "v5_baseline"}
 
 
-def test_runs_the_ui_sensor_or_schedule_launch_fork_their_steps_from_a_server_that_imported_the_code_once():
-    """A fresh interpreter per step re-imported torch, MLX and coremltools: 10-20 s a step on 2 cores, most of
-    an ingest run launched by the sensor. A run config that names a start method still gets it."""
+def test_runs_the_ui_or_schedule_launch_fork_their_steps_from_a_server_that_imported_the_code_once():
+    """A fresh interpreter per step re-imported torch, MLX and coremltools: 10-20 s a step on 2 cores. A run
+    config that names a start method still gets it. A track's ingest (the sensor's runs) needs no server at all:
+    its steps follow one another in the run's own process."""
+    assert defs.resolve_job_def("ingest_track").executor_def.name == "in_process"
     forkserver = {"forkserver": {"preload_modules": ["lume_v6_dagster.definitions"]}}
-    for job in ("ingest_track", "train", "release", "judge"):
+    for job in ("train", "release", "judge"):
         executor = defs.resolve_job_def(job).executor_def
         assert executor.name == "multiprocess"
         assert executor.config_schema.resolve_config({}).value["config"]["start_method"] == forkserver

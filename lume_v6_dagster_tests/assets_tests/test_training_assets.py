@@ -26,7 +26,7 @@ from lume_v6_dagster_tests.assets_tests.test_capture_assets import ASSETS as CAP
 TRAINING_ASSETS = [training.dataset_split, training.san_v6, training.encoder_flow_v6, training.v5_baseline]
 RELEASE_ASSETS = [release.coreml_packages, release.smoke_test, release.listening_previews, release.acceptance_report, release.release_bundle]
 ALL = [*CAPTURE_ASSETS, *TRAINING_ASSETS, *RELEASE_ASSETS]
-SHORT_CLIPS = {"ops": {"listening_previews": {"config": {"seconds": 3.0}}}}  # the clips' content is tested elsewhere
+SHORT_CLIPS = {"ops": {"listening_previews": {"config": {"seconds": 1.5}}}}  # shorter than the profile's; content is tested elsewhere
 
 
 def finder_litter(folder: Path) -> None:
@@ -85,6 +85,7 @@ def test_training_assets_materialize_with_metrics(trained):
     assert v5["metrics"]["encoder_params"] < v6["metrics"]["encoder_params"]  # 64-D input, not 141
 
     assert meta(result, "smoke_test")["passed"] is True
+    assert meta(result, "listening_previews")["seconds"] == 1.5  # the run's config, not the profile's length
     report = meta(result, "acceptance_report")
     gates = json.loads(Path(report["gates_json"]).read_text())
     assert [g["number"] for g in gates["gates"]] == [*range(1, 10), 9]  # gate 9, then the on-device record beside it
