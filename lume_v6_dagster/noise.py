@@ -68,7 +68,7 @@ def mismatch(figures: dict[str, float]) -> float:
     return float(np.sum(np.square(terms)))
 
 
-def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[str, np.ndarray], windows: int = 16,
+def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[str, np.ndarray], windows: int,
         rate_hz: float = 30.0, seed: int = 0) -> tuple[NoiseProcess, list[dict]]:
     """The AR(1) correlation whose one-step frames change from frame to frame as the real training music does.
 

@@ -39,7 +39,7 @@ def test_fit_recovers_the_correlation_of_music_that_moves_like_ar1():
     """A generator that passes its noise through: the fitted rho is the real music's own."""
     track = np.repeat(np.arange(4), 900)
     arrays = {"t": np.tile(np.arange(900) / 30.0, 4), "track": track, "latent": NoiseProcess(0.95).for_tracks(track, seed=7) * 6 - 40}
-    process, scan = noise.fit(lambda rows, z: z * 6 - 40, arrays)
+    process, scan = noise.fit(lambda rows, z: z * 6 - 40, arrays, windows=16)
     assert process.rho == 0.95 and [r["rho"] for r in scan] == list(noise.RHO_GRID)
     best = min(scan, key=lambda r: r["mismatch"])
     assert abs(best["change_ratio"] - 1) < 0.05 and scan[0]["change_ratio"] > 3  # fresh noise would flicker
