@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from lume_v6_dagster import deployment, progress
+from lume_v6_dagster import progress
 from lume_v6_dagster.definitions import build_defs
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the runs' full logs stay in the UI
@@ -35,7 +35,8 @@ def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, t
     """Run job `name` to its end and return the finished run; training progress is shown as it happens.
 
     In process by default. `through_executor` goes through the job's executor instead: Celery in
-    two-host, else a process per step, `max_concurrent` of them at once (pools permitting).
+    two-host, else a process per step, `max_concurrent` of them at once (pools permitting), or for
+    a track's ingest this process.
     """
     tags = dict(tags or {})
     run_config = {**QUIET, "ops": ops} if ops else dict(QUIET)
@@ -43,7 +44,7 @@ def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, t
         run_config["resources"] = resources  # e.g. the training host's profile and seed, which travel with the run
     follow = progress.shown if shown else (lambda *_: contextlib.nullcontext())
     if through_executor:
-        if deployment.name() == "embedded":  # this process's own fork server, while its environment fits (`_server_fits`)
+        if resolved_job(name).executor_def.name == "multiprocess":  # one host: this process's fork server (`_server_fits`)
             limit = {"max_concurrent": max_concurrent} if max_concurrent else {}
             run_config["execution"] = {"config": {**limit, "start_method": _start_method()}}
         started = time.time()

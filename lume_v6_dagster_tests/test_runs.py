@@ -14,3 +14,19 @@ def test_steps_fork_from_the_preloaded_server_until_the_environment_changes(monk
     assert runs._start_method() == {"spawn": {}} and runs.process_context().get_start_method() == "spawn"
     monkeypatch.setenv("LUME_ARTIFACT_ROOT", "/first")
     assert "forkserver" in runs._start_method()
+
+
+def test_a_tracks_ingest_through_the_executor_runs_in_this_process(sim_root, tmp_path, monkeypatch):
+    """One host: ingest_track's executor is in-process, so no fork-server settings go into its run config."""
+    import dagster as dg
+
+    from lume_v6_dagster.partitions import tracks
+
+    for key, value in {"DAGSTER_HOME": tmp_path / "home", "LUME_CAPTURE_ROOT": sim_root, "LUME_ARTIFACT_ROOT": tmp_path / "art"}.items():
+        monkeypatch.setenv(key, str(value))
+    (tmp_path / "home").mkdir()
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(tracks.name, ["s01-sky-garden"])
+        run = runs.execute("ingest_track", instance, tags={"dagster/partition": "s01-sky-garden"}, through_executor=True, shown=False)
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert {s.step_key for s in instance.get_run_step_stats(run.run_id)} >= {"raw_capture", "validated_capture", "track_pairs"}
