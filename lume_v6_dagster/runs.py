@@ -30,6 +30,19 @@ def resolved_job(name: str) -> dg.JobDefinition:
     return build_defs().resolve_job_def(name)
 
 
+def reconstructable(name: str):
+    """Job `name` as its steps' processes and workers rebuild it, resolved here with today's environment.
+
+    Dagster keeps the last job it reconstructed in a process, keyed on the code pointer alone, so
+    a job resolved under an earlier run's settings (another deployment's executor, other roots for
+    the resources of the steps that run in this process) would be handed back: resolve it anew.
+    """
+    job = dg.build_reconstructable_job(__name__, "resolved_job", reconstructable_args=(name,))
+    job.get_definition.cache_clear()
+    job.get_repository_definition.cache_clear()
+    return job
+
+
 def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, through_executor: bool = False,
             ops: dict | None = None, max_concurrent: int | None = None, shown: bool = True, resources: dict | None = None) -> dg.DagsterRun:
     """Run job `name` to its end and return the finished run; training progress is shown as it happens.
@@ -44,11 +57,11 @@ def execute(name: str, instance: dg.DagsterInstance, tags: dict | None = None, t
         run_config["resources"] = resources  # e.g. the training host's profile and seed, which travel with the run
     follow = progress.shown if shown else (lambda *_: contextlib.nullcontext())
     if through_executor:
-        if resolved_job(name).executor_def.name == "multiprocess":  # one host: this process's fork server (`_server_fits`)
+        job = reconstructable(name)
+        if job.get_definition().executor_def.name == "multiprocess":  # one host: this process's fork server (`_server_fits`)
             limit = {"max_concurrent": max_concurrent} if max_concurrent else {}
             run_config["execution"] = {"config": {**limit, "start_method": _start_method()}}
         started = time.time()
-        job = dg.build_reconstructable_job("lume_v6_dagster.runs", "resolved_job", reconstructable_args=(name,))
         with follow(instance, lambda: _newest_run(instance, name, started)):
             result = dg.execute_job(job, instance, run_config=run_config, tags=tags)
         return instance.get_run_by_id(result.run_id)

@@ -16,12 +16,19 @@ def test_steps_fork_from_the_preloaded_server_until_the_environment_changes(monk
     assert "forkserver" in runs._start_method()
 
 
-def test_a_tracks_ingest_through_the_executor_runs_in_this_process(sim_root, tmp_path, monkeypatch):
-    """One host: ingest_track's executor is in-process, so no fork-server settings go into its run config."""
+def test_a_tracks_ingest_through_the_executor_runs_in_this_process_with_todays_settings(sim_root, tmp_path, monkeypatch):
+    """One host: ingest_track's executor is in-process, so no fork-server settings go into its run config;
+    and a job this process resolved before under other settings (here two hosts, as a test of the
+    two-host deployment leaves it in its xdist worker) is not what runs: Dagster keeps the last one."""
     import dagster as dg
 
     from lume_v6_dagster.partitions import tracks
 
+    with monkeypatch.context() as two_host:
+        for key, value in {"LUME_DEPLOYMENT": "two-host", "LUME_BROKER_URL": "redis://127.0.0.1:1/0", "LUME_RESULT_BACKEND": "redis://127.0.0.1:1/1",
+                           "LUME_CAPTURE_ROOT": str(sim_root), "LUME_ARTIFACT_ROOT": str(tmp_path / "elsewhere")}.items():
+            two_host.setenv(key, value)
+        assert runs.reconstructable("ingest_track").get_definition().executor_def.name == "celery"
     for key, value in {"DAGSTER_HOME": tmp_path / "home", "LUME_CAPTURE_ROOT": sim_root, "LUME_ARTIFACT_ROOT": tmp_path / "art"}.items():
         monkeypatch.setenv(key, str(value))
     (tmp_path / "home").mkdir()
@@ -30,3 +37,4 @@ def test_a_tracks_ingest_through_the_executor_runs_in_this_process(sim_root, tmp
         run = runs.execute("ingest_track", instance, tags={"dagster/partition": "s01-sky-garden"}, through_executor=True, shown=False)
         assert run.status == dg.DagsterRunStatus.SUCCESS
         assert {s.step_key for s in instance.get_run_step_stats(run.run_id)} >= {"raw_capture", "validated_capture", "track_pairs"}
+    assert (tmp_path / "art" / "tracks" / "s01-sky-garden" / "pairs.json").exists() and not (tmp_path / "elsewhere").exists()

@@ -435,7 +435,8 @@ def _unacknowledged(two_host) -> dict:
 # A `train` run of encoder_flow_v6 alone, orchestrated by a process of its own on Mac4 (as the daemon's run worker is).
 TRAIN_ONE = """import json, sys
 import dagster as dg
-job = dg.build_reconstructable_job("lume_v6_dagster.runs", "resolved_job", reconstructable_args=("train",))
+from lume_v6_dagster.runs import reconstructable
+job = reconstructable("train")
 with dg.DagsterInstance.get() as instance:
     result = dg.execute_job(job, instance, run_config=json.loads(sys.argv[1]), asset_selection=[dg.AssetKey(sys.argv[2])])
 sys.exit(0 if result.success else 1)
