@@ -45,7 +45,7 @@ LEVERS = {
 }
 
 
-FIGURES = ("fd_1step", "fd_16step", "fd_ratio", "val_loss", "mode_accuracy", "noise_rho", "sequence_fd", "change_ratio", "lag1",
+FIGURES = ("fd_1step", "fd_16step", "fd_ratio", "val_loss", "mode_accuracy", "sequence_fd", "frame_fd", "change_ratio", "lag1",
            "lag1_real", "spread_ratio")
 V5_FIGURES = ("val_loss", "fd_1step", "sequence_fd", "change_ratio")
 
@@ -103,18 +103,18 @@ def _one(args) -> dict:
         result = train_flow(train, val, split.stats, reads, seed, Path(ckpt), in_dim, log=lambda _: None, recipe=recipe)
         seconds = time.perf_counter() - start
     out = {"variant": variant, "seed": seed, "in_dim": in_dim, "seconds": seconds, **result.metrics}
-    process = NoiseProcess(0.0) if v5 else fit_noise(result.encoder, result.flow, train, reads.noise_fit_windows)[0]  # as the asset ships it
+    process = NoiseProcess.same() if v5 else fit_noise(result.encoder, result.flow, train, reads.noise_fit_windows)[0]  # as the asset ships it
     gen = OneStepGenerator(result.flow)
     axes = measure.sequence_axes(train["latent"], split.stats)
     figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, val, split.stats.arrays("latent"), axes, reads.windows_per_track)["model"]
-    out.update(noise_rho=process.rho, **{k: figures[k] for k in ("sequence_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio")})
+    out.update(noise=process.describe(), **{k: figures[k] for k in ("sequence_fd", "frame_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio")})
     if not v5:
         classify = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
         picked = measure.random_rows(len(val["latent"]), reads.gate_frames, 1)  # as gate 5 reads them
         out["mode_accuracy_real_music"] = measure.real_mode_accuracy(classify, val["latent"][picked],
                                                                      val["conditioning"][picked, contract.MODE_SLICE].argmax(1))
         pipe = measure.Pipeline(result.encoder, gen, None)
-        out["mode_accuracy"] = measure.mode_conditioning(pipe, classify, val["conditioning"][picked], process.for_tracks(val["track"], 0)[picked])["accuracy"]
+        out["mode_accuracy"] = measure.mode_conditioning(pipe, classify, val["conditioning"][picked], process.for_tracks(val, 0)[picked])["accuracy"]
     return out
 
 

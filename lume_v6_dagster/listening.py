@@ -2,8 +2,8 @@
 
 One held-out body sequence (real dynamics from a validation track) is played through the
 shipped one-step path, ConditioningEncoder -> FlowGenerator1Step, frame by frame at the pair
-rate and batch 1 as on the phone, once per mode and once per emotion, with the same noise
-drawn from the process the model ships with (`noise.NoiseProcess`), as the app draws it.
+rate and batch 1 as on the phone, once per mode and once per emotion, with the same random draws
+through the process the model ships with for the clip's mode (`noise.NoiseProcess`), as the app draws it.
 The log-mel frames go back to audio with librosa's mel inversion (NNLS to a linear
 spectrogram, then Griffin-Lim) at the pairs' STFT and mel settings. The track's own audio
 through the same mel round trip is the reference: it is what the inversion alone does.
@@ -133,13 +133,14 @@ def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float,
     cond = window.conditioning
     own_mode = int(cond[0, contract.MODE_SLICE].argmax())
     emotion = int(np.bincount(cond[:, contract.EMOTION_SLICE].argmax(1), minlength=len(contract.EMOTIONS)).argmax())
-    noise = {"V6": v6[2].sample(len(cond), seed), "V5": v5[2].sample(len(cond), seed)}  # each model's shipped process
     jobs = [(f"v6-{m}", "V6", i, emotion, with_labels(cond, i, emotion)) for i, m in enumerate(contract.MODES)]
     jobs += [(f"v6-emotion-{e}", "V6", own_mode, i, with_labels(cond, own_mode, i)) for i, e in enumerate(contract.EMOTIONS) if i != emotion]
     jobs += [("v5", "V5", None, None, cond)]
     clips, mels, titles = [], [], []
     for name, model, mode, emo, c in jobs:
-        mels.append(one_step_frames(*(v6 if model == "V6" else v5)[:2], c, noise[model]))
+        encoder, generator, process = v6 if model == "V6" else v5
+        noise = process.sample(len(cond), seed, own_mode if mode is None else mode)  # the same draws, through the clip's mode's process
+        mels.append(one_step_frames(encoder, generator, c, noise))
         titles.append(f"{model}: " + (f"{contract.MODES[mode]}, {contract.EMOTIONS[emo]}" if mode is not None else "no mode or emotion input"))
         clips.append((name, model, contract.MODES[mode] if mode is not None else None, contract.EMOTIONS[emo] if emo is not None else None))
     mels.append(window.latent)

@@ -1,64 +1,118 @@
 """The noise the app feeds FlowGenerator1Step, frame after frame: part of the model.
 
 Fresh noise every frame makes one-step music flicker at the frame rate (on the demo profile,
-frame-to-frame change 3.9x the real music's). An AR(1) process keeps every frame's noise
-N(0, I), the input the generator was trained on, while consecutive frames share most of it.
-Its correlation is fitted per model on training tracks (`fit`), saved in model.pt beside the
-weights (one digest covers both) and stated in the bundle's manifest; previews and gates
-draw from exactly it.
+frame-to-frame change 4x the real music's). One AR(1) correlation for every mode smoothed it,
+but could not make a sustained mode both slow and varied: its frames drift a little every frame
+and never move far within a phrase. Music holds a sound, then moves to the next one. So does the
+shipped process, per mode (the app knows the session's mode): each frame keeps the last frame's
+noise, drifting by an AR(1) step of correlation `rho`, and with probability `jump` draws it
+afresh. Every frame's noise stays N(0, I), the input the generator was trained on. Each mode's
+(jump, rho) is fitted per model on training tracks (`fit`), saved in model.pt beside the weights
+(one digest covers both) and stated in the bundle's manifest; previews and gates draw from
+exactly it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from lume_v6_dagster import contract, temporal
 
-RHO_GRID = (0.0, 0.5, 0.7, 0.8, 0.85, 0.88, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98)
-FIT_SECONDS = 10.0  # windows of consecutive frames the correlation is fitted on
+JUMP_GRID = (0.0, 0.02, 0.05, 0.1, 0.2)  # 0.02: a new sound every 1.7 s on average at 30 Hz; 0.2: every 5 frames
+RHO_GRID = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 1.0)  # 1: held still between jumps
+FIT_SECONDS = 10.0  # windows of consecutive frames each mode's process is fitted on
+# Gate 3's bound on the spread over time: a process may not buy slow frames with frames that no longer vary.
+SPREAD_FLOOR = 0.8
+KIND = "held-ar1"
+UPDATE = ("per frame, u ~ U(0, 1) and e ~ N(0, I): z[t] = e if u < jump, else rho * z[t-1] + sqrt(1 - rho^2) * e; "
+          "z[0] = e; jump and rho of the session's mode")
+
+
+@dataclass(frozen=True)
+class ModeNoise:
+    """One mode's process: a fresh draw with probability `jump` per frame, else an AR(1) step of `rho`."""
+
+    jump: float
+    rho: float
+
+
+FRESH = ModeNoise(0.0, 0.0)  # new noise every frame: the V5 recipe, and every model before a process shipped
 
 
 @dataclass(frozen=True)
 class NoiseProcess:
-    """z[0] ~ N(0, I); z[t] = rho * z[t-1] + sqrt(1 - rho^2) * e[t], e[t] ~ N(0, I), once per frame at `rate_hz`."""
+    """The noise sequence the app draws for FlowGenerator1Step: one `ModeNoise` per mode (contract.MODES order)."""
 
-    rho: float  # 0: fresh noise every frame (the V5 recipe, and every model before the process shipped)
+    modes: tuple[ModeNoise, ...]
     dim: int = contract.NOISE_DIM
     rate_hz: float = 30.0
-    kind: str = "ar1"
 
-    def sample(self, frames: int, seed: int) -> np.ndarray:
-        """(frames, dim) float32: one sequence, as the app draws it from the start of a session."""
-        e = np.random.default_rng(seed).standard_normal((frames, self.dim))
-        return self._filter(e).astype(np.float32)
+    @classmethod
+    def same(cls, jump: float = 0.0, rho: float = 0.0, **kw) -> "NoiseProcess":
+        """Every mode alike; `same()` is fresh noise every frame, `same(rho=r)` the AR(1) process of earlier models."""
+        return cls((ModeNoise(jump, rho),) * len(contract.MODES), **kw)
 
-    def for_tracks(self, track: np.ndarray, seed: int) -> np.ndarray:
-        """(rows, dim) float32 for rows grouped by track: one sequence per track, restarted at each new track."""
-        e = np.random.default_rng(seed).standard_normal((len(track), self.dim))
+    def sample(self, frames: int, seed: int, mode: int) -> np.ndarray:
+        """(frames, dim) float32: one sequence of `mode`, as the app draws it from the start of a session."""
+        rng = np.random.default_rng(seed)
+        e, u = rng.standard_normal((frames, self.dim)), rng.random(frames)
+        return held(e, u, self.modes[mode]).astype(np.float32)
+
+    def for_tracks(self, arrays: dict[str, np.ndarray], seed: int) -> np.ndarray:
+        """(rows, dim) float32 for pairs grouped by track (`track`, `conditioning`): one sequence per track,
+        restarted at each new track, of that track's mode."""
+        track, modes = arrays["track"], modes_of(arrays["conditioning"])
+        rng = np.random.default_rng(seed)
+        e, u = rng.standard_normal((len(track), self.dim)), rng.random(len(track))
         starts = np.flatnonzero(np.r_[True, np.diff(track) != 0, True])
-        return np.concatenate([self._filter(e[a:b]) for a, b in zip(starts[:-1], starts[1:])]).astype(np.float32)
+        return np.concatenate([held(e[a:b], u[a:b], self.modes[modes[a]]) for a, b in zip(starts[:-1], starts[1:])]).astype(np.float32)
 
-    def _filter(self, e: np.ndarray) -> np.ndarray:
-        from scipy import signal  # 1 s to import: only the processes that draw noise pay it
-
-        scaled = e.copy()
-        scaled[1:] *= np.sqrt(1 - self.rho ** 2)  # stationary from the first frame: z[0] = e[0]
-        return signal.lfilter([1.0], [1.0, -self.rho], scaled, axis=0)
+    def describe(self) -> str:
+        return "; ".join(f"{name} jump {m.jump:g}, rho {m.rho:g}" for name, m in zip(contract.MODES, self.modes))
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "marginal": "N(0, I)", "update": "z[t] = rho * z[t-1] + sqrt(1 - rho^2) * e[t], e[t] ~ N(0, I); z[0] ~ N(0, I)"}
+        return {"kind": KIND, "dim": self.dim, "rate_hz": self.rate_hz, "marginal": "N(0, I)", "update": UPDATE,
+                "modes": {name: {"jump": m.jump, "rho": m.rho} for name, m in zip(contract.MODES, self.modes)}}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "NoiseProcess":
-        """The recorded process; none recorded means fresh noise every frame (models trained before it shipped)."""
+        """The recorded process; none recorded means fresh noise every frame, "ar1" one correlation for every mode."""
         if not d:
-            return cls(0.0)
-        if d.get("kind") != "ar1":
-            raise ValueError(f"unknown noise process {d.get('kind')!r}: this code draws 'ar1' only")
-        return cls(float(d["rho"]), int(d["dim"]), float(d["rate_hz"]))
+            return cls.same()
+        if d.get("kind") == "ar1":
+            return cls.same(rho=float(d["rho"]), dim=int(d["dim"]), rate_hz=float(d["rate_hz"]))
+        if d.get("kind") != KIND:
+            raise ValueError(f"unknown noise process {d.get('kind')!r}: this code draws {KIND!r} and 'ar1'")
+        missing = [m for m in contract.MODES if m not in d.get("modes", {})]
+        if missing:
+            raise ValueError(f"noise process without a process for mode(s) {', '.join(missing)}")
+        modes = tuple(ModeNoise(float(d["modes"][m]["jump"]), float(d["modes"][m]["rho"])) for m in contract.MODES)
+        return cls(modes, int(d["dim"]), float(d["rate_hz"]))
+
+
+def modes_of(conditioning: np.ndarray) -> np.ndarray:
+    """Each row's mode id, from its one-hot."""
+    return conditioning[:, contract.MODE_SLICE].argmax(1)
+
+
+def held(e: np.ndarray, u: np.ndarray, m: ModeNoise) -> np.ndarray:
+    """The process along axis 0 (frames) from innovations `e` (frames, ..., dim) and uniforms `u` (frames, ...): `UPDATE`.
+
+    Vectorised: one AR(1) filter over the whole sequence, then each run between jumps loses the
+    part it inherited from before its jump, y[start - 1] * rho^(t - start + 1).
+    """
+    from scipy import signal  # 1 s to import: only the processes that draw noise pay it
+
+    jump = u < m.jump
+    jump[0] = True  # z[0] = e[0]
+    y = signal.lfilter([1.0], [1.0, -m.rho], e * np.where(jump, 1.0, np.sqrt(1 - m.rho ** 2))[..., None], axis=0)
+    t = np.arange(len(e)).reshape(-1, *[1] * (u.ndim - 1))
+    start = np.maximum.accumulate(np.where(jump, t, 0), axis=0)
+    inherited = np.take_along_axis(y, np.maximum(start - 1, 0)[..., None], axis=0)
+    return y - np.where(start > 0, m.rho ** (t - start + 1), 0.0)[..., None] * inherited
 
 
 def mismatch(figures: dict[str, float]) -> float:
@@ -70,20 +124,37 @@ def mismatch(figures: dict[str, float]) -> float:
 
 def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[str, np.ndarray], windows: int,
         rate_hz: float = 30.0, seed: int = 0) -> tuple[NoiseProcess, list[dict]]:
-    """The AR(1) correlation whose one-step frames change from frame to frame as the real training music does.
+    """Per mode, the (jump, rho) whose one-step frames move from frame to frame as that mode's training music does.
 
-    `generate(rows, noise)` -> dB latents of those rows of `arrays` (training tracks). Each grid
-    value is scored on the same `windows` 10-s windows with the same innovations; returns the best
-    and the scan.
+    `generate(rows, noise)` -> dB latents of those rows of `arrays` (training tracks). Each mode
+    is scored on `windows` 10-s windows of its own tracks, every grid point with the same draws;
+    points whose spread over time falls below SPREAD_FLOOR are ruled out while any other is left.
+    A mode without training tracks draws fresh noise. Returns the process and the scan.
     """
-    rows = temporal.consecutive_windows(arrays["t"], arrays["track"], int(FIT_SECONDS * rate_hz), windows)
-    e = np.random.default_rng(seed).standard_normal((len(rows), rows.shape[1], contract.NOISE_DIM))
-    real, scan = arrays["latent"][rows], []
-    for rho in RHO_GRID:
-        process = NoiseProcess(rho, rate_hz=rate_hz)
-        noise = np.stack([process._filter(w) for w in e]).astype(np.float32)
-        fake = generate(rows.ravel(), noise.reshape(-1, contract.NOISE_DIM)).reshape(real.shape)
-        figures = temporal.compare(fake, real)
-        scan.append({"rho": rho, **figures, "mismatch": mismatch(figures)})
-    best = min(scan, key=lambda row: row["mismatch"])
-    return NoiseProcess(best["rho"], rate_hz=rate_hz), scan
+    modes, length = modes_of(arrays["conditioning"]), int(FIT_SECONDS * rate_hz)
+    rows = {m: np.flatnonzero(modes == m)[temporal.consecutive_windows(arrays["t"][modes == m], arrays["track"][modes == m], length, windows)]
+            for m in np.unique(modes)}
+    stacked = np.concatenate(list(rows.values()))  # (W, length) over every mode
+    rng = np.random.default_rng(seed)
+    e, u = rng.standard_normal((length, len(stacked), contract.NOISE_DIM)), rng.random((length, len(stacked)))
+    scan = []
+    for jump in JUMP_GRID:
+        for rho in RHO_GRID:
+            if jump == 0 and rho == 1:
+                continue  # never moves
+            noise = held(e, u, ModeNoise(jump, rho)).transpose(1, 0, 2).astype(np.float32)
+            fake = generate(stacked.ravel(), noise.reshape(-1, contract.NOISE_DIM)).reshape(*stacked.shape, -1)
+            at = 0
+            for m, r in rows.items():
+                figures = temporal.compare(fake[at:at + len(r)], arrays["latent"][r])
+                scan.append({"mode": contract.MODES[m], "jump": jump, "rho": rho, **figures, "mismatch": mismatch(figures)})
+                at += len(r)
+    chosen = {m: _choose([r for r in scan if r["mode"] == m]) for m in (contract.MODES[i] for i in rows)}
+    return NoiseProcess(tuple(ModeNoise(chosen[m]["jump"], chosen[m]["rho"]) if m in chosen else FRESH for m in contract.MODES),
+                        rate_hz=rate_hz), scan
+
+
+def _choose(candidates: list[dict]) -> dict:
+    """The least mismatch among the candidates that keep the spread (the widest spread if none does)."""
+    kept = [r for r in candidates if r["spread_ratio"] >= SPREAD_FLOOR] or [max(candidates, key=lambda r: r["spread_ratio"])]
+    return min(kept, key=lambda r: r["mismatch"])

@@ -8,20 +8,22 @@ import soundfile as sf
 from lume_v6_dagster import contract, listening
 from lume_v6_dagster.dataset import build_split
 from lume_v6_dagster.models.flow import OneStepGenerator
-from lume_v6_dagster.noise import NoiseProcess
+from lume_v6_dagster.noise import ModeNoise, NoiseProcess
 from lume_v6_dagster.pairs import read_pairs
 from lume_v6_dagster.training.flow_training import build_models
 
+PER_MODE = NoiseProcess((ModeNoise(0.02, 1.0), ModeNoise(0.0, 0.9), ModeNoise(0.2, 0.8), ModeNoise(0.1, 1.0), ModeNoise(0.1, 0.95)))
 
-def models(stats, in_dim, rho=0.0):
+
+def models(stats, in_dim, process=NoiseProcess.same()):
     enc, flow = build_models(in_dim, stats, seed=0)
-    return enc.eval(), OneStepGenerator(flow.eval()), NoiseProcess(rho)
+    return enc.eval(), OneStepGenerator(flow.eval()), process
 
 
 def test_clips_have_the_requested_length_are_not_silent_and_repeat(pairs_paths, tmp_path):
     split = build_split(pairs_paths)
     pairs = read_pairs(pairs_paths[split.val[0]])
-    v6, v5 = models(split.stats, contract.CONDITIONING_DIM, rho=0.9), models(split.stats, contract.V5_DYNAMICS_DIM)
+    v6, v5 = models(split.stats, contract.CONDITIONING_DIM, PER_MODE), models(split.stats, contract.V5_DYNAMICS_DIM)
     clips = listening.render(tmp_path / "a", pairs, v6, v5, seconds=2.0, seed=4)
     names = {c.name for c in clips}
     assert {*(f"v6-{m}" for m in contract.MODES), "v5", "reference"} <= names
@@ -36,7 +38,7 @@ def test_clips_have_the_requested_length_are_not_silent_and_repeat(pairs_paths, 
     assert all((tmp_path / "a" / c.wav).read_bytes() == (tmp_path / "b" / c.wav).read_bytes() for c in again)
     previews = json.loads((tmp_path / "a" / "previews.json").read_text())
     assert previews["track_id"] == split.val[0] and 0 < previews["real_share"] <= 1
-    assert previews["noise"] == {"V6": NoiseProcess(0.9).as_dict(), "V5": NoiseProcess(0.0).as_dict()}  # what each clip was drawn with
+    assert previews["noise"] == {"V6": PER_MODE.as_dict(), "V5": NoiseProcess.same().as_dict()}  # what each clip was drawn with
 
 
 def test_only_clips_long_enough_to_repay_a_pool_are_inverted_in_one():

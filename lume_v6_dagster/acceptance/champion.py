@@ -125,7 +125,7 @@ def measure_v6(enc, gen, process: NoiseProcess, h: HeldOut) -> dict[str, float]:
     rows = h.frames
     loss = float(validation_loss(enc, flow, torch.from_numpy(c[rows]), own[rows]))
     used = np.union1d(rows, h.windows.ravel())
-    noise = process.for_tracks(h.arrays["track"], 0)
+    noise = process.for_tracks(h.arrays, 0)
     pipe = measure.Pipeline(enc, gen, None)
     fake = np.zeros_like(h.latent)
     fake[used] = (pipe.latents(c[used], noise[used]) - mean) / std

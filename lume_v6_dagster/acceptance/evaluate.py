@@ -68,8 +68,8 @@ def over_time_section(rows: dict[str, dict], process) -> str:
              + " |" for name, r in rows.items()]
     return "\n".join([
         f"{int(some['windows'])} windows of {measure.OVER_TIME_SECONDS:.0f} s of validation tracks, generated frame after frame at the "
-        f"pair rate with each model's own noise process (V6: AR(1), rho {process.rho}, fitted on training tracks and shipped in "
-        "the manifest; the V5 recipe: fresh noise every frame), against the real music of the same windows. Medians over the "
+        f"pair rate with each model's own noise process (V6, per mode: {process.describe()}; fitted on training tracks and shipped in "
+        "the manifest, see Listening; the V5 recipe: fresh noise every frame), against the real music of the same windows. Medians over the "
         "64 bands: the frame-to-frame change as a ratio to the real music's, the autocorrelation at lag 1 and 8 frames (the real "
         f"music's in brackets), the spread over time as a ratio, the Frechet distance of the same frames one by one and of {measure.SEQUENCE_FRAMES}-frame "
         "sequences (normalised units, leading principal axes of the training music; 90% bootstrap interval over windows). "
@@ -109,7 +109,7 @@ def listening_section(previews: dict, v6_sha256: dict[str, str], run_id: str) ->
     return "\n".join([
         f"Every clip is the same {previews['seconds']:.0f} s of held-out body motion (validation track `{previews['track_id']}` from "
         f"{previews['start_seconds']:.1f} s) through the shipped one-step path, ConditioningEncoderV6 -> FlowGenerator1StepV6, frame by "
-        "frame at 30 Hz with the same noise (the shipped process: see Over time), then back to audio by librosa's mel inversion (Griffin-Lim). The reference is the track's "
+        "frame at 30 Hz with the same random draws through the shipped noise process of each clip's mode (see Over time), then back to audio by librosa's mel inversion (Griffin-Lim). The reference is the track's "
         "own music through the same mel round trip: what the inversion alone does to real music.", "",
         f"### Modes (emotion: {emotion})", "", head.format("mode", "the music it must produce"), *modes, "",
         f"### Emotions ({own})", "", head.format("emotion", ""), *emotions, "",
@@ -161,7 +161,7 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     real_accuracy = measure.real_mode_accuracy(classify, val["latent"][picked], val_modes[picked])
     cond, picked_tracks = val["conditioning"][picked], len(np.unique(val["track"][picked]))
     v6_noise = inp.noise["encoder_flow_v6"]
-    noise = v6_noise.for_tracks(val["track"], 0)[picked]  # the shipped process, drawn along each track
+    noise = v6_noise.for_tracks(val, 0)[picked]  # the shipped process, drawn along each track
     modes = measure.mode_conditioning(inp.pipeline, classify, cond, noise)
     latent_stats = split.stats.arrays("latent")
     distances = {"generated": measure.mode_distances(modes["generated"], latent_stats),

@@ -235,7 +235,7 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
     how many windows it read.
     """
     long = _long_windows(val, per_track, rate_hz)
-    latent, controls = pipe.frames(val["conditioning"][long.ravel()], process.for_tracks(val["track"], 0)[long.ravel()])
+    latent, controls = pipe.frames(val["conditioning"][long.ravel()], process.for_tracks(val, 0)[long.ravel()])
     latent, controls = latent.reshape(*long.shape, -1), controls.reshape(*long.shape, -1)
     window_modes = val["conditioning"][long[:, 0], contract.MODE_SLICE].argmax(1)
     out = {contract.MODES[m]: {**temporal.compare(latent[window_modes == m], val["latent"][long[window_modes == m]]),
@@ -265,7 +265,7 @@ def over_time(samplers: dict[str, tuple], val: dict[str, np.ndarray], stats_late
     floor = frechet_distance(real[a.ravel()].astype(np.float64), real[b.ravel()].astype(np.float64))
     out = {}
     for name, (enc, gen, process, steps) in samplers.items():
-        noise = process.for_tracks(val["track"], 0)
+        noise = process.for_tracks(val, 0)
         fake = np.zeros_like(real)
         fake[long.ravel()] = frames_db(enc, gen.flow, val["conditioning"][long.ravel()], noise[long.ravel()], steps)
         figures = temporal.compare(fake[long], val["latent"][long])

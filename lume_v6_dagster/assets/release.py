@@ -366,8 +366,8 @@ def release_bundle(context: dg.AssetExecutionContext, artifact_store: ArtifactSt
                            for name, r in models.items()},
                 "code_version": models["encoder_flow_v6"]["code_version"],
                 "noise_process": {"FlowGenerator1StepV6": models["encoder_flow_v6"]["noise_process"],
-                                  "per_frame": "draw z[t] from this process once per frame at rate_hz, from z[0] ~ N(0, I) at "
-                                               "the session's start, and feed it as FlowGenerator1StepV6's `noise`"},
+                                  "per_frame": "draw z[t] once per frame at rate_hz by its `update`, with the jump and rho of the session's mode, "
+                                               "from z[0] ~ N(0, I) at the session's start, and feed it as FlowGenerator1StepV6's `noise`"},
                 "v5_fallback": {k: fallback[k] for k in ("source", "folder", "configured", "packages_sha256")},
                 "tracks": {"train": split.train, "val": split.val},
                 "champion": comparison, "threshold_overrides": gates["threshold_overrides"],

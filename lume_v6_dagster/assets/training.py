@@ -1,6 +1,7 @@
 """Fan-in training assets: dataset split + statistics, SAN V6 (MLX), encoder + flow V6, V5 baseline."""
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +19,7 @@ from lume_v6_dagster.dataset import DatasetSplit, build_split, load_arrays
 from lume_v6_dagster.pairs import pairs_violations
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore, TrainingHost
-from lume_v6_dagster.noise import NoiseProcess
+from lume_v6_dagster.noise import SPREAD_FLOOR, ModeNoise, NoiseProcess
 from lume_v6_dagster.training.flow_training import fit_noise, train_flow
 from lume_v6_dagster.training.profiles import get_profile
 from lume_v6_dagster.training.san_training import train_san
@@ -90,13 +91,16 @@ def run_dir(artifact_store: ArtifactStore, name: str, split: DatasetSplit, host:
     return artifact_store.training_dir(name) / f"{split.fingerprint}-{host.profile}-seed{host.seed}-code{code_version.model_code_version()}"
 
 
-def _noise_table(scan: list[dict]) -> dict:
+def _noise_table(scan: list[dict], process: NoiseProcess) -> dict:
     """The noise fit's scan as Markdown metadata (nothing for a model that draws fresh noise)."""
     if not scan:
         return {}
-    rows = [f"| {r['rho']} | {r['change_ratio']:.2f} | {r['lag1']:.3f} | {r['lag1_real']:.3f} | {r['mismatch']:.4f} |" for r in scan]
-    return {"noise_fit": dg.MetadataValue.md("On training tracks, one-step frames against the real music (10-s windows):\n\n"
-                                             "| rho | change ratio | lag-1 | lag-1 real | mismatch |\n|---|---|---|---|---|\n" + "\n".join(rows))}
+    shipped = dict(zip(contract.MODES, process.modes))
+    rows = [f"| {r['mode']} | {r['jump']} | {r['rho']} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | "
+            f"{r['spread_ratio']:.2f} | {r['mismatch']:.4f} | {'yes' if shipped[r['mode']] == ModeNoise(r['jump'], r['rho']) else ''} |" for r in scan]
+    return {"noise_fit": dg.MetadataValue.md(
+        f"Per mode, on training tracks, one-step frames against the real music (10-s windows); a spread below {SPREAD_FLOOR} is ruled out while any other is left:\n\n"
+        "| mode | jump | rho | change ratio | lag-1 (real) | spread ratio | mismatch | shipped |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))}
 
 
 def _result(context, name: str, weights: Path, history: list[dict], metrics: dict, seconds: float, provenance: dict,
@@ -135,13 +139,14 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
     profile = get_profile(host.profile)
     result = train_flow(train, load_arrays(split, split.val), split.stats, profile,
                         host.seed, folder / "checkpoints", in_dim, log=context.log.info, device=host.torch_device())
-    process, scan = (NoiseProcess(0.0), []) if v5_recipe else fit_noise(result.encoder, result.flow, train, profile.noise_fit_windows)
-    context.log.info(f"noise process: AR(1), rho {process.rho} (fitted on training tracks)" if scan else "noise process: fresh every frame (the V5 recipe)")
+    process, scan = (NoiseProcess.same(), []) if v5_recipe else fit_noise(result.encoder, result.flow, train, profile.noise_fit_windows)
+    context.log.info(f"noise process: {process.describe()} (fitted on training tracks)" if scan else "noise process: fresh every frame (the V5 recipe)")
     save_torch(folder / "model.pt", {"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,
                                      "train_tracks": train_ids, "fingerprint": split.fingerprint, "noise": process.as_dict()})
     provenance = {**_provenance(split, split_path, host, determinism), "noise_process": process.as_dict()}
-    return _result(context, name, folder / "model.pt", result.history, {**result.metrics, "noise_rho": process.rho},
-                   time.perf_counter() - start, provenance, _noise_table(scan))
+    noise_figures = {f"noise_{k}_{mode}": v for mode, m in zip(contract.MODES, process.modes) for k, v in asdict(m).items()}
+    return _result(context, name, folder / "model.pt", result.history, {**result.metrics, **noise_figures},
+                   time.perf_counter() - start, provenance, _noise_table(scan, process))
 
 
 @dg.asset(group_name=GROUP, deps=[dataset_split], pool=TRAINING_POOL, op_tags=TRAINING_TAGS, kinds={"pytorch"})

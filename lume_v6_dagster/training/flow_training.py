@@ -321,5 +321,5 @@ def train_flow(
 
 @torch.no_grad()
 def fit_noise(enc, flow, train: dict, windows: int) -> tuple[noise.NoiseProcess, list[dict]]:
-    """The noise process this model ships with, fitted on `windows` of its own training tracks (`noise.fit`)."""
+    """The noise process this model ships with, fitted per mode on `windows` of its own training tracks (`noise.fit`)."""
     return noise.fit(lambda rows, z: frames_db(enc, flow, train["conditioning"][rows], z), train, windows)

@@ -19,11 +19,11 @@ class Profile:
     # show the path works at a fifth of the cost (gate 6 alone took 37 s of a tiny report's 57).
     gate_frames: int = 3_000
     windows_per_track: int = 4
-    noise_fit_windows: int = 16  # 10-s training windows each noise correlation is scored on (lume_v6_dagster/noise.py)
+    noise_fit_windows: int = 8  # 10-s training windows per mode each noise process is scored on (lume_v6_dagster/noise.py)
 
 
 PROFILES = {
-    "tiny": Profile(2, 128, 1e-3, 20, 2, 256, 2e-3, 256, 2.0, gate_frames=600, windows_per_track=1, noise_fit_windows=4),
+    "tiny": Profile(2, 128, 1e-3, 20, 2, 256, 2e-3, 256, 2.0, gate_frames=600, windows_per_track=1, noise_fit_windows=1),
     "demo": Profile(12, 256, 1e-3, 120, 12, 256, 2e-3, 8192, 20.0),
     # Sized so 30 tracks x 15 min go through the whole chain within 35 min on 2 cores (32.5 min,
     # bench/full_scale.py): 4.9 M flow samples (320 steps, not 400: the distillation term costs

@@ -120,7 +120,7 @@ def toy():
 
 def test_gate5_fails_for_a_model_that_ignores_the_mode(toy):
     centres, classify, cond, real_distance, stats = toy
-    noise = NoiseProcess(0.9).sample(len(cond), 0)
+    noise = NoiseProcess.same(rho=0.9).sample(len(cond), 0, mode=0)
     aware = measure.mode_conditioning(measure.Pipeline(ToyEncoder(centres), ToyGenerator(), ToySAN()), classify, cond, noise)
     distance = measure.mode_distances(aware["generated"], stats)
     assert g.conditioning(aware["accuracy"], distance, real_distance, 300, 0.95, TH).verdict == g.PASS
@@ -164,7 +164,7 @@ def test_real_music_accuracy_is_scored_on_validation_tracks_not_on_the_frames_it
 def test_gate6_fails_for_a_model_that_ignores_dims_64_to_127(toy):
     centres, _, cond, _, _ = toy
     ones = np.ones(128, dtype=np.float32)
-    noise = NoiseProcess(0.9).sample(32, 0)
+    noise = NoiseProcess.same(rho=0.9).sample(32, 0, mode=0)
     full = measure.block_sensitivity(measure.Pipeline(ToyEncoder(centres), ToyGenerator(), ToySAN()), cond[:32], ones, noise)
     ratios = [measure.sensitivity_ratio(full[k]) for k in ("latent", "controls")]
     assert g.full_dynamics(*ratios, 32, 1, TH).verdict == g.PASS

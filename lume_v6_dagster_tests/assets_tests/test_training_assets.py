@@ -13,11 +13,12 @@ import dagster as dg
 import pytest
 import torch
 
-from lume_v6_dagster import code_version, retention
+from lume_v6_dagster import code_version, contract, retention
 from lume_v6_dagster.assets import capture, release, training
 from lume_v6_dagster.checksums import sha256_file
 from lume_v6_dagster.dataset import DatasetSplit
 from lume_v6_dagster.export.bundle import package_digest
+from lume_v6_dagster.noise import NoiseProcess
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore, TrainingHost
 from lume_v6_dagster.simulate import plan_tracks, simulate_track
@@ -109,13 +110,15 @@ def test_the_noise_process_is_fitted_saved_with_the_weights_shipped_and_used_by_
     v6 = meta(result, "encoder_flow_v6")
     stated = json.loads(open(f"{meta(result, 'release_bundle')['bundle']}/manifest.json").read())["noise_process"]["FlowGenerator1StepV6"]
     in_weights = torch.load(Path(v6["run_dir"]) / "model.pt", weights_only=True)["noise"]
-    assert stated == in_weights == v6["noise_process"] and stated["kind"] == "ar1" and 0 < stated["rho"] < 1
-    assert "| rho | change ratio |" in v6["noise_fit"]  # the scan it was chosen from, on training tracks
-    assert meta(result, "v5_baseline")["noise_process"]["rho"] == 0.0  # the V5 recipe: fresh noise every frame
+    assert stated == in_weights == v6["noise_process"] and stated["kind"] == "held-ar1" and set(stated["modes"]) == set(contract.MODES)
+    process = NoiseProcess.from_dict(stated)
+    for mode, m in stated["modes"].items():  # the scan it was chosen from, per mode, on training tracks
+        assert f"| {mode} | {m['jump']} | {m['rho']} |" in v6["noise_fit"] and v6[f"noise_jump_{mode}"] == m["jump"]
+    assert NoiseProcess.from_dict(meta(result, "v5_baseline")["noise_process"]) == NoiseProcess.same()  # the V5 recipe: fresh noise every frame
     previews = json.loads((Path(meta(result, "listening_previews")["folder"]) / "previews.json").read_text())
     assert previews["noise"]["V6"] == stated
     gates = json.loads(Path(meta(result, "acceptance_report")["gates_json"]).read_text())
-    assert f"rho {stated['rho']}" in open(meta(result, "acceptance_report")["report_html"]).read()
+    assert process.describe() in open(meta(result, "acceptance_report")["report_html"]).read()
     assert {"over_time.v6.change_ratio", "over_time.v5.sequence_fd", "over_time.real.lag1"} <= set(gates["metrics"])
     assert {"over_time.v6.controls.change_ratio", "over_time.v6.onset_strength.lag1", "over_time.v6.aurora_veil.spread_ratio"} <= set(gates["metrics"])
     assert "| SAN control | windows |" in Path(meta(result, "acceptance_report")["report_html"]).with_name("report.md").read_text()
@@ -125,8 +128,9 @@ def test_the_noise_process_is_fitted_saved_with_the_weights_shipped_and_used_by_
 def test_a_record_that_states_other_noise_than_the_weights_is_refused(trained):
     """model.pt is the truth of what ships; a record that disagrees with it stops the release, naming both."""
     records = json.loads(Path(meta(trained[2], "acceptance_report")["gates_json"]).read_text())["models"]
-    assert release._trained(records).noise["encoder_flow_v6"].rho == records["encoder_flow_v6"]["noise_process"]["rho"]
-    records["encoder_flow_v6"]["noise_process"] = {**records["encoder_flow_v6"]["noise_process"], "rho": 0.5}
+    stated = records["encoder_flow_v6"]["noise_process"]
+    assert release._trained(records).noise["encoder_flow_v6"] == NoiseProcess.from_dict(stated)
+    records["encoder_flow_v6"]["noise_process"] = {**stated, "modes": {**stated["modes"], "sky_garden": {"jump": 0.5, "rho": 0.5}}}
     with pytest.raises(dg.Failure, match="ships noise .* but encoder_flow_v6's record says"):
         release._trained(records)
 
