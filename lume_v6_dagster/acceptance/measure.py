@@ -142,8 +142,9 @@ def sequence_fd(fake: np.ndarray, real: np.ndarray, windows: np.ndarray, axes: n
 
 
 def _flat(x: np.ndarray, windows: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """(W, K * dims): each window's K frames, reduced to `axes`, side by side."""
-    return (x.astype(np.float64) @ axes)[windows].reshape(len(windows), -1)
+    """(W, K * dims): each window's K frames, reduced to `axes`, side by side (only those rows: a bootstrap
+    draw reads a few thousand of the validation set's rows, 270 K on the full profile)."""
+    return (x[windows].astype(np.float64) @ axes).reshape(len(windows), -1)
 
 
 def _short(long: np.ndarray) -> np.ndarray:
