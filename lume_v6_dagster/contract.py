@@ -147,3 +147,8 @@ def conditioning(dynamics: np.ndarray, mode: np.ndarray, emotion: np.ndarray) ->
     out[np.arange(m), MODE_SLICE.start + np.asarray(mode)] = 1.0
     out[np.arange(m), EMOTION_SLICE.start + np.asarray(emotion)] = 1.0
     return out
+
+
+def modes_of(conditioning: np.ndarray) -> np.ndarray:
+    """Each (M, 141) conditioning row's mode id, from its one-hot."""
+    return conditioning[:, MODE_SLICE].argmax(1)

@@ -64,7 +64,7 @@ class NoiseProcess:
     def for_tracks(self, arrays: dict[str, np.ndarray], seed: int) -> np.ndarray:
         """(rows, dim) float32 for pairs grouped by track (`track`, `conditioning`): one sequence per track,
         restarted at each new track, of that track's mode."""
-        track, modes = arrays["track"], modes_of(arrays["conditioning"])
+        track, modes = arrays["track"], contract.modes_of(arrays["conditioning"])
         rng = np.random.default_rng(seed)
         e, u = rng.standard_normal((len(track), self.dim)), rng.random(len(track))
         starts = np.flatnonzero(np.r_[True, np.diff(track) != 0, True])
@@ -91,11 +91,6 @@ class NoiseProcess:
             raise ValueError(f"noise process without a process for mode(s) {', '.join(missing)}")
         modes = tuple(ModeNoise(float(d["modes"][m]["jump"]), float(d["modes"][m]["rho"])) for m in contract.MODES)
         return cls(modes, int(d["dim"]), float(d["rate_hz"]))
-
-
-def modes_of(conditioning: np.ndarray) -> np.ndarray:
-    """Each row's mode id, from its one-hot."""
-    return conditioning[:, contract.MODE_SLICE].argmax(1)
 
 
 def held(e: np.ndarray, u: np.ndarray, m: ModeNoise) -> np.ndarray:
@@ -131,7 +126,7 @@ def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[s
     points whose spread over time falls below SPREAD_FLOOR are ruled out while any other is left.
     A mode without training tracks draws fresh noise. Returns the process and the scan.
     """
-    modes, length = modes_of(arrays["conditioning"]), int(FIT_SECONDS * rate_hz)
+    modes, length = contract.modes_of(arrays["conditioning"]), int(FIT_SECONDS * rate_hz)
     rows = {m: np.flatnonzero(modes == m)[temporal.consecutive_windows(arrays["t"][modes == m], arrays["track"][modes == m], length, windows)]
             for m in np.unique(modes)}
     stacked = np.concatenate(list(rows.values()))  # (W, length) over every mode
