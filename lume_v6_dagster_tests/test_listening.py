@@ -1,7 +1,9 @@
 """Listening previews: every clip is rendered through the one-step path, has the requested length, is not silent, and repeats."""
 
 import json
+from pathlib import Path
 
+import librosa
 import numpy as np
 import soundfile as sf
 
@@ -12,7 +14,8 @@ from lume_v6_dagster.noise import ModeNoise, NoiseProcess
 from lume_v6_dagster.pairs import read_pairs
 from lume_v6_dagster.training.flow_training import build_models
 
-PER_MODE = NoiseProcess((ModeNoise(0.02, 1.0), ModeNoise(0.0, 0.9), ModeNoise(0.2, 0.8), ModeNoise(0.1, 1.0), ModeNoise(0.1, 0.95)))
+# Sky Garden's noise held still for the whole clip, Turquoise Alcove's fresh every frame.
+PER_MODE = NoiseProcess((ModeNoise(0.0, 1.0), ModeNoise(0.0, 0.0), ModeNoise(0.2, 0.8), ModeNoise(0.1, 1.0), ModeNoise(0.1, 0.95)))
 
 
 def models(stats, in_dim, process=NoiseProcess.same()):
@@ -39,6 +42,15 @@ def test_clips_have_the_requested_length_are_not_silent_and_repeat(pairs_paths, 
     previews = json.loads((tmp_path / "a" / "previews.json").read_text())
     assert previews["track_id"] == split.val[0] and 0 < previews["real_share"] <= 1
     assert previews["noise"] == {"V6": PER_MODE.as_dict(), "V5": NoiseProcess.same().as_dict()}  # what each clip was drawn with
+    held, fresh = (_change_db(tmp_path / "a" / f"v6-{m}.wav") for m in ("sky_garden", "turquoise_alcove"))
+    assert held < 0.5 * fresh, (held, fresh)  # each mode's clip drawn through its own mode's process, read back from the files
+
+
+def _change_db(wav: Path) -> float:
+    """Mean frame-to-frame change of the clip's 64-band log-mel at 30 Hz (dB), measured on the audio file."""
+    audio, rate = sf.read(wav)
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=audio, sr=rate, n_fft=2048, hop_length=rate // 30, n_mels=64))
+    return float(np.abs(np.diff(mel, axis=1)).mean())
 
 
 def test_only_clips_long_enough_to_repay_a_pool_are_inverted_in_one():
