@@ -10,7 +10,7 @@ and each model's weights sha256, which must not depend on the plan.
   make bench ARGS="full_scale"                                      # both plans, ~80 min here
   . scripts/env.sh && python -m bench.full_scale --root DIR          # --root keeps the outputs
   python -m bench.full_scale --tracks 30 --minutes 3 --profile demo  # what `make demo` runs
-(scripts/env.sh preloads OpenBLAS for MLX: without it san_v6 alone takes ~12 min here.)
+(MLX runs on OpenBLAS, lume_v6_dagster/blas.py: on the wheel's own BLAS san_v6 alone takes ~12 min here.)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Training throughput. Encoder + flow (MeanFlow) samples/s on 1 and 2 torch threads, and
 model FLOPs/s as a fraction of this machine's fp32 GEMM peak measured in the same run; SAN
-V6 in MLX against its identical PyTorch twin, with the fast BLAS preloaded and without.
+V6 in MLX against its identical PyTorch twin, on OpenBLAS (lume_v6_dagster/blas.py) and on the wheel's own BLAS.
   python -m bench.training
 """
 
@@ -16,6 +16,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import emit, gemm_peak_gflops
+from lume_v6_dagster import blas  # before MLX: its BLAS (lume_v6_dagster/blas.py)
 
 
 def _flow_step(batch: int):
@@ -80,10 +81,16 @@ def _mlx_san_rate(batch: int, steps: int) -> float:
 
 
 def _mlx_without_fast_blas(batch: int, steps: int) -> float:
-    env = {**os.environ, "LD_PRELOAD": ""}
+    env = {**os.environ, "LUME_MLX_BLAS": "bundled"}
     out = subprocess.run([sys.executable, "-m", "bench.training", "--mlx-only", "--batch", str(batch), "--steps", str(steps)],
                          env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.splitlines()[-1])["mlx_samples_per_s"]
+
+
+def _loaded_openblas() -> str:
+    """The OpenBLAS this process has mapped (what MLX's GEMMs run on), or "" for the wheel's own BLAS."""
+    maps = open("/proc/self/maps").read() if os.path.exists("/proc/self/maps") else ""
+    return next((path for path in blas.OPENBLAS if path in maps), "")
 
 
 @click.command()
@@ -113,7 +120,7 @@ def main(batch: int, steps: int, mlx_only: bool) -> None:
          flow_fraction_of_gemm_peak=rates[best] * flops_per_sample / 1e9 / max(peaks.values()), goal_fraction=0.5,
          san_mlx_samples_per_s=mlx_fast, san_mlx_no_fast_blas_samples_per_s=_mlx_without_fast_blas(batch, steps),
          san_torch_twin_samples_per_s=twin, san_mlx_to_torch_ratio=mlx_fast / twin, goal_mlx_ratio=0.8,
-         ld_preload=os.environ.get("LD_PRELOAD", ""))
+         mlx_blas=_loaded_openblas())
 
 
 if __name__ == "__main__":

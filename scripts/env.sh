@@ -7,11 +7,8 @@ export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/$default_home}"
 if [ "${LUME_DEPLOYMENT:-embedded}" = two-host ] && [ -n "${LUME_ARTIFACT_ROOT:-}" ]; then
   export LUME_COMPUTE_LOG_DIR="${LUME_COMPUTE_LOG_DIR:-$LUME_ARTIFACT_ROOT/compute-logs}"; fi
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"  # librosa's JIT compiles once, not per process
-# MLX's Linux wheel bundles a slow reference BLAS; preload OpenBLAS (scripts/setup.sh installs it).
-for lib in /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 /usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0; do
-  # One BLAS thread: on the 2-core box a second one costs more in sync than it gives (bench/training.py).
-  if [ -f "$lib" ]; then export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"; case ":${LD_PRELOAD:-}:" in *":$lib:"*) ;; *) export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}";; esac; break; fi
-done
+# One OpenBLAS thread (numpy's, and MLX's: lume_v6_dagster/blas.py): on 2 cores a second cost more in sync than it gave.
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 export PATH="$PWD/.venv/bin:$PATH"
 # dagster.yaml is read from DAGSTER_HOME only: give a new instance the project's settings.
 mkdir -p "$DAGSTER_HOME"
