@@ -33,13 +33,15 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     `track_ids`: the capture folders already under the capture root (the development set) instead.
 
     Tracks are ingested side by side and the models train side by side, as far as this host's
-    pools allow (`serial`: one track, then one step at a time, in this process). Two hosts
+    pools allow (`serial`: one track, then one step at a time, on one thread, in this process). Two hosts
     (`through_executor`): every step goes through the deployment's executor, to the Celery
     workers, which size the pools of their hosts.
     """
     capture_root = Path(os.environ.setdefault("LUME_CAPTURE_ROOT", DEFAULT_CAPTURE_ROOT))
     os.environ.setdefault("LUME_ARTIFACT_ROOT", DEFAULT_ARTIFACT_ROOT)
     os.environ["LUME_TRAINING_PROFILE"] = profile
+    if serial:  # one thread per step as well (the same weights)
+        os.environ["LUME_TRAINING_OVERLAP"] = "0"
     deployment.prepare_instance_home(Path(os.environ["DAGSTER_HOME"]))
 
     ids = track_ids or _simulated(n_tracks, minutes or PROFILE_MINUTES[profile], seed, capture_root)
@@ -49,7 +51,7 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
     if not through_executor:
         slots = capacity.size_host_pools(instance, default_resources()["training_host"].slots(), serial)
         steps = None if serial else max(capacity.cores(), slots[capacity.TRAINING_POOL])
-        echo("serial: one track, then one step at a time, in this process" if serial else
+        echo("serial: one track, then one step at a time, on one thread, in this process" if serial else
              f"side by side on this host: {slots[capacity.INGEST_POOL]} tracks, {slots[capacity.TRAINING_POOL]} training steps")
     done = instance.get_materialized_partitions(dg.AssetKey("track_pairs"))
     ingested = ingest([t for t in ids if t not in done], instance, 1 if serial else capacity.ingest_slots(), through_executor)

@@ -80,9 +80,9 @@ def test_tracks_ingest_and_models_train_side_by_side_with_the_weights_of_a_seria
         steps = {s.step_key: s for s in instance.get_run_step_stats(train.run_id)}
         assert overlapping([(steps[k].start_time, steps[k].end_time) for k in TRAINING]) == 3
         parallel = {k: instance.get_latest_materialization_event(dg.AssetKey(k)).asset_materialization.metadata for k in TRAINING}
-    serial = dg.DagsterInstance.ephemeral()  # the same split, trained in turn in this process into another folder
+    serial = dg.DagsterInstance.ephemeral()  # the same split, trained in turn on one thread in this process into another folder
     serial.report_runless_asset_event(dg.AssetMaterialization("dataset_split", metadata={"split_path": parallel["san_v6"]["split_path"].value}))
-    resources = {"artifact_store": ArtifactStore(root=str(tmp_path / "serial")), "training_host": TrainingHost(profile="tiny", threads=1)}
+    resources = {"artifact_store": ArtifactStore(root=str(tmp_path / "serial")), "training_host": TrainingHost(profile="tiny", threads=1, overlap=False)}
     result = dg.materialize([training.san_v6, training.encoder_flow_v6, training.v5_baseline], instance=serial, resources=resources)
     for key in TRAINING:
         again = result.asset_materializations_for_node(key)[0].metadata

@@ -138,7 +138,7 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
     train = load_arrays(split, train_ids)
     profile = get_profile(host.profile)
     result = train_flow(train, load_arrays(split, split.val), split.stats, profile,
-                        host.seed, folder / "checkpoints", in_dim, log=context.log.info, device=host.torch_device())
+                        host.seed, folder / "checkpoints", in_dim, log=context.log.info, device=host.torch_device(), overlap=host.overlap)
     process, scan = (NoiseProcess.same(), []) if v5_recipe else fit_noise(result.encoder, result.flow, train, profile.noise_fit_windows)
     context.log.info(f"noise process: {process.describe()} (fitted on training tracks)" if scan else "noise process: fresh every frame (the V5 recipe)")
     save_torch(folder / "model.pt", {"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,

@@ -68,9 +68,14 @@ class TrainingHost(dg.ConfigurableResource):
 
     name: str = "mac5"
     device: str = "auto"  # auto | cpu | mps | cuda
-    # Torch threads; 0 = all cores. These GEMMs are small: on the 2-core CI machine one thread
-    # trains 3.4x faster than two (bench/training.py), so one is the default.
+    # Torch threads per op; 0 = all cores. Each count gives other weights (float sums in another
+    # order), so it is recorded with the model; with MKL a second thread gives a step 1.5x on 2
+    # cores, but only where nothing else trains: one per model, the models side by side, is the default.
     threads: int = 1
+    # Each encoder + flow step computes its no-gradient targets (MeanFlow's JVP, the distillation
+    # teacher) on a second thread, beside its gradients: the same weights bit for bit, a MeanFlow
+    # step 0.72x the time where a core is free (bench/README.md). Off: a step on one core.
+    overlap: bool = True
     parallel: int = 0  # training steps at once; 0 = from the device and cores (capacity.training_slots)
     seed: int = 0
     profile: str = "demo"  # tiny | demo | full (lume_v6_dagster.training.profiles)
@@ -120,6 +125,7 @@ def default_resources() -> dict:
             name=env.get("LUME_TRAINING_HOST", "mac5"),
             device=env.get("LUME_TRAINING_DEVICE", "auto"),
             threads=int(env.get("LUME_TRAINING_THREADS", 1)),
+            overlap=env.get("LUME_TRAINING_OVERLAP", "1") != "0",
             parallel=int(env.get("LUME_TRAINING_PARALLEL", 0)),
             seed=int(env.get("LUME_TRAINING_SEED", 0)),
             profile=env.get("LUME_TRAINING_PROFILE", "demo"),

@@ -8,6 +8,7 @@ conditional mean; the 1-step vs 16-step Frechet distances measure that this does
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -110,14 +111,23 @@ def swap_bodies(c: torch.Tensor, gen: torch.Generator, share: float = Recipe.bod
 
 
 def meanflow_loss(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True, following=None) -> torch.Tensor:
-    """Adaptively weighted MeanFlow loss on a batch; x is the normalised target latent.
+    """Adaptively weighted MeanFlow loss on a batch, all terms summed; x is the normalised target latent."""
+    return sum(term() for term in meanflow_terms(enc, flow, c, x, gen, recipe, meanflow, following))
 
-    Random draws come from a CPU generator and move to the data's device. The target takes a
-    stop-gradient (so its JVP needs no graph); with guidance, the sample velocity v is mixed with
-    the model's own unconditional velocity (MeanFlow, section 4.2), so one step samples the
-    guided field. `following`: for the batch's first rows, their own conditioning (before any body
-    swap), the next frame's conditioning and its latent: the consecutive-frame term's pairs.
+
+def meanflow_terms(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True, following=None,
+                   helper: Executor | None = None) -> list[Callable[[], torch.Tensor]]:
+    """The loss's terms, each a function that computes it: the MeanFlow term first, then the distillation and
+    consecutive-frame terms. `helper` computes their no-gradient targets (the JVP, the many-step teacher), which
+    the terms wait for, beside whatever the caller does meanwhile (the first term's backward pass).
+
+    Random draws come from a CPU generator, in the same order whoever computes what, and move to the data's
+    device. The target takes a stop-gradient (so its JVP needs no graph); with guidance, the sample velocity v
+    is mixed with the model's own unconditional velocity (MeanFlow, section 4.2), so one step samples the
+    guided field. `following`: for the batch's first rows, their own conditioning (before any body swap), the
+    next frame's conditioning and its latent: the consecutive-frame term's pairs.
     """
+    helper = helper or _Inline()
     n, device = len(x), x.device
     noise = torch.randn(x.shape, generator=gen).to(device)
     r, t = sample_times(n, gen, recipe, meanflow)
@@ -131,16 +141,24 @@ def meanflow_loss(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: boo
         with torch.no_grad():
             unconditional = flow.velocity(z, t, t, torch.zeros_like(e))
         v = torch.where(dropped[:, None], v, recipe.guidance * v + (1 - recipe.guidance) * unconditional)
-    u = flow.velocity(z, r, t, e)
-    target = v - (t - r)[:, None] * _path_derivative(flow, z, r, t, e, v, interval)
-    err = ((u - target) ** 2).mean(1)
-    loss = (err / (err.detach() + 1e-3) ** recipe.weight_power).mean()
-    if meanflow and recipe.distill_weight:  # plain MSE: adaptive weights would blow up its near-zero early errors
-        loss = loss + recipe.distill_weight * _distillation_error(flow, e.detach(), noise, recipe.distill_steps).mean()
+    dudt = helper.submit(_path_derivative, flow, z, r, t, e.detach(), v, interval)
+    distill = meanflow and recipe.distill_weight
+    if distill:  # plain MSE: adaptive weights would blow up its near-zero early errors
+        k = max(1, int(n * DISTILL_SHARE))
+        teacher = helper.submit(_teacher, flow, e.detach()[:k], noise[:k], recipe.distill_steps)
+
+    def meanflow_term():
+        u = flow.velocity(z, r, t, e)
+        err = ((u - (v - (t - r)[:, None] * dudt.result())) ** 2).mean(1)
+        return (err / (err.detach() + 1e-3) ** recipe.weight_power).mean()
+
+    terms = [meanflow_term]
+    if distill:
+        terms.append(lambda: recipe.distill_weight * _distillation_error(flow, e.detach()[:k], noise[:k], teacher.result()).mean())
     if meanflow and recipe.temporal_weight and following is not None:
         now, after, x_next = following  # the body as it was (no swap), then the next frame's
-        loss = loss + recipe.temporal_weight * _temporal_error(flow, enc(now), enc(after), x[: len(x_next)], x_next, gen, recipe.temporal_rho)
-    return loss
+        terms.append(lambda: recipe.temporal_weight * _temporal_error(flow, enc(now), enc(after), x[: len(x_next)], x_next, gen, recipe.temporal_rho))
+    return terms
 
 
 def _temporal_error(flow, e, e_next, x, x_next, gen, rho: float) -> torch.Tensor:
@@ -169,28 +187,51 @@ def _path_derivative(flow, z, r, t, e, v, rows: torch.Tensor) -> torch.Tensor:
     return dudt
 
 
-def _distillation_error(flow, e, noise, steps: int) -> torch.Tensor:
-    """Squared error of the one-step sample against the same network's multi-step sample (no gradient),
-    on the first DISTILL_SHARE of the batch; the embedding is held fixed so the encoder is not pulled."""
-    k = max(1, int(len(noise) * DISTILL_SHARE))
-    e, noise = e[:k], noise[:k]
-    with torch.no_grad():
-        teacher = flow.sample(e, noise, steps=steps)
-    zeros, ones = torch.zeros(k, device=noise.device), torch.ones(k, device=noise.device)
+@torch.no_grad()
+def _teacher(flow, e, noise, steps: int) -> torch.Tensor:
+    """The same network's many-step sample: what the distillation term pulls the one-step sample onto."""
+    return flow.sample(e, noise, steps=steps)
+
+
+def _distillation_error(flow, e, noise, teacher) -> torch.Tensor:
+    """Squared error of the one-step sample against the teacher, on the first DISTILL_SHARE of the batch; the
+    embedding is held fixed so the encoder is not pulled."""
+    zeros, ones = torch.zeros(len(noise), device=noise.device), torch.ones(len(noise), device=noise.device)
     return ((noise - flow.velocity(noise, zeros, ones, e) - teacher) ** 2).mean(1)
 
 
-def train_step(enc, flow, opt, params, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True, following=None) -> torch.Tensor:
+def train_step(enc, flow, opt, params, c, x, gen, recipe: Recipe = Recipe(), meanflow: bool = True, following=None,
+               helper: Executor | None = None) -> torch.Tensor:
     """One optimisation step on a batch (gradients clipped to norm 1); returns its loss.
 
+    Each term's backward pass runs as soon as it is computed, so the first one's overlaps the `helper`'s
+    targets for the next: the gradients are the same sums, whether or not a helper thread computes them.
     The loss stays on the device: reading it back every step would stall a GPU.
     """
-    loss = meanflow_loss(enc, flow, c, x, gen, recipe, meanflow, following)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    loss = torch.zeros((), device=x.device)
+    for term in meanflow_terms(enc, flow, c, x, gen, recipe, meanflow, following, helper):
+        value = term()
+        value.backward()
+        loss += value.detach()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
-    return loss.detach()
+    return loss
+
+
+class _Inline(Executor):
+    """Computes what is submitted at once, in the caller's thread: a step on one core."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+
+def helper_thread() -> ThreadPoolExecutor:
+    """A second thread for a step's no-gradient targets (torch gives it this thread's count of threads per op)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="flow-targets")
 
 
 @torch.no_grad()
@@ -267,13 +308,14 @@ def _resume(ckpt_dir: Path, model, ema, opt, recipe: Recipe) -> tuple[int, list]
 
 def train_flow(
     train: dict, val: dict, stats: Stats, profile: Profile, seed: int, ckpt_dir: Path,
-    in_dim: int, log: Callable[[str], None] = print, device: str = "cpu", recipe: Recipe = Recipe(),
+    in_dim: int, log: Callable[[str], None] = print, device: str = "cpu", recipe: Recipe = Recipe(), overlap: bool = False,
 ) -> FlowResult:
     """Train (or resume) encoder + flow; deterministic for a seed on CPU.
 
     Randomness is drawn on the CPU from a per-epoch generator, so a resumed run replays
     exactly the batches and noise an uninterrupted one would have seen. With an EMA, the
-    averaged weights are the ones validated, measured and returned for export.
+    averaged weights are the ones validated, measured and returned for export. `overlap`:
+    each step's no-gradient targets on a second thread (`helper_thread`), same weights.
     """
     enc, flow = build_models(in_dim, stats, seed)
     model = torch.nn.ModuleDict({"encoder": enc, "flow": flow}).to(device)
@@ -289,28 +331,29 @@ def train_flow(
         log(f"resumed from epoch {done}")
     shipped = ema.module if ema is not None else model
     warmup = int(recipe.warmup_fraction * profile.flow_epochs)
-    for epoch in range(done + 1, profile.flow_epochs + 1):
-        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(len(x), generator=gen)
-        steps = min(profile.flow_steps_per_epoch, max(1, len(x) // profile.flow_batch))
-        model.train()
-        total = torch.zeros((), device=device)
-        for s in range(steps):
-            idx, following = order[(s * profile.flow_batch) % len(x):][: profile.flow_batch], None
-            if recipe.temporal_weight:
-                idx, following = _following(idx, successor, c, x, TEMPORAL_SHARE)
-                following = tuple(a.to(device) for a in following)
-            batch = swap_bodies(c[idx], gen, recipe.body_swap) if in_dim == contract.CONDITIONING_DIM else c[idx]
-            total += train_step(enc, flow, opt, params, batch.to(device), x[idx].to(device), gen, recipe, epoch > warmup, following)
-            if ema is not None:
-                ema.update_parameters(model)
-        model.eval()
-        row = {"epoch": epoch, "train_loss": float(total) / steps,
-               "val_loss": float(validation_loss(shipped["encoder"], shipped["flow"], vc[curve], vx[curve]))}
-        history.append(row)
-        log(f"epoch {epoch}/{profile.flow_epochs}: train {row['train_loss']:.4f} val {row['val_loss']:.4f}")
-        checkpoints.save(ckpt_dir, epoch, {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
-                                           "opt": opt.state_dict(), "history": history, "recipe": asdict(recipe)})
+    with helper_thread() if overlap else _Inline() as helper:
+        for epoch in range(done + 1, profile.flow_epochs + 1):
+            gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            order = torch.randperm(len(x), generator=gen)
+            steps = min(profile.flow_steps_per_epoch, max(1, len(x) // profile.flow_batch))
+            model.train()
+            total = torch.zeros((), device=device)
+            for s in range(steps):
+                idx, following = order[(s * profile.flow_batch) % len(x):][: profile.flow_batch], None
+                if recipe.temporal_weight:
+                    idx, following = _following(idx, successor, c, x, TEMPORAL_SHARE)
+                    following = tuple(a.to(device) for a in following)
+                batch = swap_bodies(c[idx], gen, recipe.body_swap) if in_dim == contract.CONDITIONING_DIM else c[idx]
+                total += train_step(enc, flow, opt, params, batch.to(device), x[idx].to(device), gen, recipe, epoch > warmup, following, helper)
+                if ema is not None:
+                    ema.update_parameters(model)
+            model.eval()
+            row = {"epoch": epoch, "train_loss": float(total) / steps,
+                   "val_loss": float(validation_loss(shipped["encoder"], shipped["flow"], vc[curve], vx[curve]))}
+            history.append(row)
+            log(f"epoch {epoch}/{profile.flow_epochs}: train {row['train_loss']:.4f} val {row['val_loss']:.4f}")
+            checkpoints.save(ckpt_dir, epoch, {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
+                                               "opt": opt.state_dict(), "history": history, "recipe": asdict(recipe)})
     enc, flow = shipped["encoder"].eval(), shipped["flow"].eval()
     fixed = torch.arange(0, len(vx), max(1, len(vx) // profile.eval_samples), device=device)[: profile.eval_samples]
     modes = val["conditioning"][fixed.cpu().numpy(), contract.MODE_SLICE].argmax(1)

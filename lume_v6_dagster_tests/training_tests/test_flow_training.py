@@ -23,10 +23,10 @@ def data(pairs_paths):
     return load_arrays(split, split.train), load_arrays(split, split.val), split.stats
 
 
-def run(pairs_paths, ckpt, seed=0, profile=PROFILE, log=print):
+def run(pairs_paths, ckpt, seed=0, profile=PROFILE, log=print, overlap=False):
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    return train_flow(*data(pairs_paths), profile, seed, ckpt, contract.CONDITIONING_DIM, log=log)
+    return train_flow(*data(pairs_paths), profile, seed, ckpt, contract.CONDITIONING_DIM, log=log, overlap=overlap)
 
 
 def same(a, b) -> bool:
@@ -45,8 +45,8 @@ def test_short_run_lowers_validation_loss_and_reports_one_vs_multi_step(referenc
     assert reference.metrics["encoder_params"] == 141 * 256 + 256 + 256 * 512 + 512 + 512 * 768 + 768
 
 
-def test_seeded_runs_give_identical_weights(pairs_paths, reference, tmp_path):
-    again = run(pairs_paths, tmp_path)
+def test_seeded_runs_give_identical_weights_with_or_without_the_helper_thread(pairs_paths, reference, tmp_path):
+    again = run(pairs_paths, tmp_path, overlap=True)  # the JVP and the teacher beside the gradients
     assert same(reference.encoder.state_dict(), again.encoder.state_dict())
     assert same(reference.flow.state_dict(), again.flow.state_dict())
 
