@@ -17,6 +17,9 @@ import dagster as dg
 TRAINING_POOL = "training"
 INGEST_POOL = "ingest"
 TRAINING_STEPS = 3  # san_v6, encoder_flow_v6, v5_baseline: a fourth slot would stay idle
+# encoder_flow_v6 is the chain's critical path; the steps beside it train at this niceness (CFS
+# weight 110 against its 1024), so they take the core time it leaves rather than half of its own.
+BESIDE_THE_CRITICAL_PATH = 10
 
 
 def cores() -> int:
@@ -41,6 +44,14 @@ def helper_processes() -> int:
     """Processes a step may start for its own work: one per core, none inside a daemonic process
     (a Celery worker's pool process), which Python does not let have children."""
     return 1 if multiprocessing.current_process().daemon else cores()
+
+
+def beside_the_critical_path() -> int:
+    """Lower this step's CPU priority, where it has a process of its own (the multiprocess executor's,
+    which ends with the step); returns the niceness it now runs at. In this process (the serial demo,
+    tests) or a Celery pool process (which runs other steps next) the priority stays as it is."""
+    me = multiprocessing.current_process()
+    return os.nice(0 if me.name == "MainProcess" or me.daemon else BESIDE_THE_CRITICAL_PATH)
 
 
 def ingest_slots() -> int:

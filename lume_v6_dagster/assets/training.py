@@ -1,5 +1,6 @@
 """Fan-in training assets: dataset split + statistics, SAN V6 (MLX), encoder + flow V6, V5 baseline."""
 
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import mlx.core as mx
 
-from lume_v6_dagster import code_version, contract, plots
+from lume_v6_dagster import capacity, code_version, contract, plots
 from lume_v6_dagster.capacity import TRAINING_POOL
 from lume_v6_dagster.assets.capture import track_pairs
 from lume_v6_dagster.atomic_files import atomic_path, save_torch, write_json
@@ -130,6 +131,7 @@ def _provenance(split: DatasetSplit, split_path: str, host: TrainingHost, determ
 
 
 def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v5_recipe: bool = False):
+    niceness = capacity.beside_the_critical_path() if v5_recipe else os.nice(0)  # V6 is the critical path
     determinism = host.setup()
     split, split_path = _recorded_split(context)
     train_ids = sorted(split.train)[:V5_TRAIN_TRACKS] if v5_recipe else split.train
@@ -146,7 +148,7 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
     provenance = {**_provenance(split, split_path, host, determinism), "noise_process": process.as_dict()}
     noise_figures = {f"noise_{k}_{mode}": v for mode, m in zip(contract.MODES, process.modes) for k, v in asdict(m).items()}
     return _result(context, name, folder / "model.pt", result.history, {**result.metrics, **noise_figures},
-                   time.perf_counter() - start, provenance, _noise_table(scan, process))
+                   time.perf_counter() - start, provenance, {"cpu_niceness": niceness, **_noise_table(scan, process)})
 
 
 @dg.asset(group_name=GROUP, deps=[dataset_split], pool=TRAINING_POOL, op_tags=TRAINING_TAGS, kinds={"pytorch"})
@@ -167,6 +169,7 @@ def v5_baseline(context: dg.AssetExecutionContext, artifact_store: ArtifactStore
 @dg.asset(group_name=GROUP, deps=[dataset_split], pool=TRAINING_POOL, op_tags=TRAINING_TAGS, kinds={"mlx"})
 def san_v6(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, training_host: TrainingHost) -> dg.MaterializeResult:
     """SAN V6 in MLX: music latent + 128-D dynamics -> 16 controls, cross-track validated."""
+    niceness = capacity.beside_the_critical_path()
     split, split_path = _recorded_split(context)
     folder = run_dir(artifact_store, "san_v6", split, training_host)
     start = time.perf_counter()
@@ -175,4 +178,5 @@ def san_v6(context: dg.AssetExecutionContext, artifact_store: ArtifactStore, tra
     with atomic_path(folder / "model.safetensors", suffix=".safetensors") as tmp:
         result.model.save_weights(str(tmp))
     provenance = {**_provenance(split, split_path, training_host, SAN_DETERMINISM), "device": f"mlx {mx.default_device()}"}
-    return _result(context, "san_v6", folder / "model.safetensors", result.history, result.metrics, time.perf_counter() - start, provenance)
+    return _result(context, "san_v6", folder / "model.safetensors", result.history, result.metrics, time.perf_counter() - start, provenance,
+                   {"cpu_niceness": niceness})

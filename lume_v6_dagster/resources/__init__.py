@@ -74,7 +74,7 @@ class TrainingHost(dg.ConfigurableResource):
     threads: int = 1
     # Each encoder + flow step computes its no-gradient targets (MeanFlow's JVP, the distillation
     # teacher) on a second thread, beside its gradients: the same weights bit for bit, a MeanFlow
-    # step 0.72x the time where a core is free (bench/README.md). Off: a step on one core.
+    # step 0.72x the time where a core is free (bench/README.md); CPU only. Off: a step on one core.
     overlap: bool = True
     parallel: int = 0  # training steps at once; 0 = from the device and cores (capacity.training_slots)
     seed: int = 0

@@ -228,7 +228,6 @@ class _Inline(Executor):
         return future
 
 
-
 def helper_thread() -> ThreadPoolExecutor:
     """A second thread for a step's no-gradient targets (torch gives it this thread's count of threads per op)."""
     return ThreadPoolExecutor(1, thread_name_prefix="flow-targets")
@@ -315,7 +314,9 @@ def train_flow(
     Randomness is drawn on the CPU from a per-epoch generator, so a resumed run replays
     exactly the batches and noise an uninterrupted one would have seen. With an EMA, the
     averaged weights are the ones validated, measured and returned for export. `overlap`:
-    each step's no-gradient targets on a second thread (`helper_thread`), same weights.
+    each step's no-gradient targets on a second thread (`helper_thread`), same weights; on a CPU
+    only (a GPU queues its kernels without the host waiting, and MPS ops from two Python threads
+    crash the process: pytorch/pytorch#197805).
     """
     enc, flow = build_models(in_dim, stats, seed)
     model = torch.nn.ModuleDict({"encoder": enc, "flow": flow}).to(device)
@@ -331,7 +332,7 @@ def train_flow(
         log(f"resumed from epoch {done}")
     shipped = ema.module if ema is not None else model
     warmup = int(recipe.warmup_fraction * profile.flow_epochs)
-    with helper_thread() if overlap else _Inline() as helper:
+    with helper_thread() if overlap and device == "cpu" else _Inline() as helper:
         for epoch in range(done + 1, profile.flow_epochs + 1):
             gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
             order = torch.randperm(len(x), generator=gen)
