@@ -51,7 +51,16 @@ def beside_the_critical_path() -> int:
     which ends with the step); returns the niceness it now runs at. In this process (the serial demo,
     tests) or a Celery pool process (which runs other steps next) the priority stays as it is."""
     me = multiprocessing.current_process()
-    return os.nice(0 if me.name == "MainProcess" or me.daemon else BESIDE_THE_CRITICAL_PATH)
+    if me.name != "MainProcess" and not me.daemon:
+        for thread in _threads():
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + BESIDE_THE_CRITICAL_PATH)
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def _threads() -> list[int]:
+    """Every thread of this process: Linux gives each its own priority (MLX computes on threads it started
+    at import); elsewhere the process's is theirs."""
+    return [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
 
 
 def ingest_slots() -> int:

@@ -1,6 +1,7 @@
 """How many steps a host runs at once, and the pools that follow it."""
 
 import multiprocessing
+import os
 
 import dagster as dg
 import pytest
@@ -57,3 +58,28 @@ def test_a_step_inside_a_daemonic_worker_process_starts_no_helpers():
     assert out.get(timeout=60) == 1
     proc.join()
     assert capacity.helper_processes() == capacity.cores()
+
+
+def _niced_threads(queue):
+    """In a process of its own: a thread started before the call (as MLX starts its own at import) is lowered too."""
+    import threading
+
+    started, stop = threading.Event(), threading.Event()
+    threading.Thread(target=lambda: (started.set(), stop.wait())).start()
+    started.wait()
+    niceness = capacity.beside_the_critical_path()
+    queue.put((niceness, sorted(os.getpriority(os.PRIO_PROCESS, t) for t in capacity._threads())))
+    stop.set()
+
+
+def test_a_step_beside_the_critical_path_lowers_every_thread_of_its_own_process_only():
+    now = os.getpriority(os.PRIO_PROCESS, 0)
+    assert capacity.beside_the_critical_path() == now  # this process (a test, the serial demo) keeps its priority
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_niced_threads, args=(queue,))
+    child.start()
+    niceness, threads = queue.get(timeout=60)
+    child.join()
+    lowered = now + capacity.BESIDE_THE_CRITICAL_PATH
+    assert niceness == lowered and threads == [lowered, lowered]

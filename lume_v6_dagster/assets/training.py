@@ -131,7 +131,7 @@ def _provenance(split: DatasetSplit, split_path: str, host: TrainingHost, determ
 
 
 def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v5_recipe: bool = False):
-    niceness = capacity.beside_the_critical_path() if v5_recipe else os.nice(0)  # V6 is the critical path
+    niceness = capacity.beside_the_critical_path() if v5_recipe else os.getpriority(os.PRIO_PROCESS, 0)  # V6: the critical path
     determinism = host.setup()
     split, split_path = _recorded_split(context)
     train_ids = sorted(split.train)[:V5_TRAIN_TRACKS] if v5_recipe else split.train
