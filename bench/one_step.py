@@ -109,10 +109,10 @@ def _one(args) -> dict:
     figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, val, split.stats.arrays("latent"), axes, reads.windows_per_track)["model"]
     out.update(noise=process.describe(), **{k: figures[k] for k in ("sequence_fd", "frame_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio")})
     if not v5:
-        classify = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
+        classify = measure.mode_classifier(train["latent"], contract.modes_of(train["conditioning"]))
         picked = measure.random_rows(len(val["latent"]), reads.gate_frames, 1)  # as gate 5 reads them
         out["mode_accuracy_real_music"] = measure.real_mode_accuracy(classify, val["latent"][picked],
-                                                                     val["conditioning"][picked, contract.MODE_SLICE].argmax(1))
+                                                                     contract.modes_of(val["conditioning"][picked]))
         pipe = measure.Pipeline(result.encoder, gen, None)
         out["mode_accuracy"] = measure.mode_conditioning(pipe, classify, val["conditioning"][picked], process.for_tracks(val, 0)[picked])["accuracy"]
     return out

@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.common import emit, gemm_peak_gflops
 from lume_v6_dagster import blas  # before MLX: its BLAS (lume_v6_dagster/blas.py)
-from lume_v6_dagster.training.flow_training import helper_thread
+from lume_v6_dagster.training.flow_training import helper_thread, swap_bodies, train_step
 
 
 def _flow_step(batch: int, helper: Executor | None = None):
@@ -27,7 +27,6 @@ def _flow_step(batch: int, helper: Executor | None = None):
     `helper`: a thread for its no-gradient targets, as training uses by default."""
     from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
     from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator
-    from lume_v6_dagster.training.flow_training import swap_bodies, train_step
 
     torch.manual_seed(0)
     enc, flow = ConditioningEncoder(EncoderConfig()), FlowGenerator(FlowConfig())

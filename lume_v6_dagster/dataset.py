@@ -118,7 +118,7 @@ def add_coverage(cells: np.ndarray, p: Pairs) -> None:
     if len(p.t) < 2:
         return
     dt = float(np.median(np.diff(p.t)))
-    mode = p.conditioning[:, contract.MODE_SLICE].argmax(1)
+    mode = contract.modes_of(p.conditioning)
     emo = p.conditioning[:, contract.EMOTION_SLICE].argmax(1)
     np.add.at(cells, (mode, emo), dt / 60.0)
 
@@ -132,7 +132,7 @@ def build_split(pairs_paths: dict[str, Path], excluded: dict[str, str] | None = 
     shas, modes, cells = {}, {}, np.zeros((len(contract.MODES), len(contract.EMOTIONS)))
     for t, path in sorted(pairs_paths.items()):  # one read per track for digest, mode and coverage
         p = read_pairs(path)
-        shas[t], modes[t] = p.sha256, int(p.conditioning[0, contract.MODE_SLICE].argmax())
+        shas[t], modes[t] = p.sha256, int(contract.modes_of(p.conditioning[:1])[0])
         add_coverage(cells, p)
     train, val = split_tracks(modes)
     stats = compute_stats(read_pairs(pairs_paths[t], shas[t]) for t in train)  # the very files the digests were taken of

@@ -131,7 +131,7 @@ def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float,
     """
     window = body_window(pairs, seconds, pair_hz)
     cond = window.conditioning
-    own_mode = int(cond[0, contract.MODE_SLICE].argmax())
+    own_mode = int(contract.modes_of(cond[:1])[0])
     emotion = int(np.bincount(cond[:, contract.EMOTION_SLICE].argmax(1), minlength=len(contract.EMOTIONS)).argmax())
     jobs = [(f"v6-{m}", "V6", i, emotion, with_labels(cond, i, emotion)) for i, m in enumerate(contract.MODES)]
     jobs += [(f"v6-emotion-{e}", "V6", own_mode, i, with_labels(cond, own_mode, i)) for i, e in enumerate(contract.EMOTIONS) if i != emotion]

@@ -155,9 +155,9 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path) -> Evaluation:
     train = load_arrays(split, split.train)
     val = load_arrays(split, split.val)
     stats_ok = compute_stats(split.read(t) for t in split.train) == split.stats
-    classify = measure.mode_classifier(train["latent"], train["conditioning"][:, contract.MODE_SLICE].argmax(1))
+    classify = measure.mode_classifier(train["latent"], contract.modes_of(train["conditioning"]))
     picked = measure.random_rows(len(val["latent"]), inp.profile.gate_frames, 1)  # spread over every validation track
-    val_modes = val["conditioning"][:, contract.MODE_SLICE].argmax(1)
+    val_modes = contract.modes_of(val["conditioning"])
     real_accuracy = measure.real_mode_accuracy(classify, val["latent"][picked], val_modes[picked])
     cond, picked_tracks = val["conditioning"][picked], len(np.unique(val["track"][picked]))
     v6_noise = inp.noise["encoder_flow_v6"]

@@ -238,7 +238,7 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
     long = _long_windows(val, per_track, rate_hz)
     latent, controls = pipe.frames(val["conditioning"][long.ravel()], process.for_tracks(val, 0)[long.ravel()])
     latent, controls = latent.reshape(*long.shape, -1), controls.reshape(*long.shape, -1)
-    window_modes = val["conditioning"][long[:, 0], contract.MODE_SLICE].argmax(1)
+    window_modes = contract.modes_of(val["conditioning"][long[:, 0]])
     out = {contract.MODES[m]: {**temporal.compare(latent[window_modes == m], val["latent"][long[window_modes == m]]),
                                "windows": int((window_modes == m).sum())} for m in np.unique(window_modes)}
     real = val["controls"][long]

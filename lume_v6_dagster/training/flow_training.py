@@ -357,7 +357,7 @@ def train_flow(
                                                "opt": opt.state_dict(), "history": history, "recipe": asdict(recipe)})
     enc, flow = shipped["encoder"].eval(), shipped["flow"].eval()
     fixed = torch.arange(0, len(vx), max(1, len(vx) // profile.eval_samples), device=device)[: profile.eval_samples]
-    modes = val["conditioning"][fixed.cpu().numpy(), contract.MODE_SLICE].argmax(1)
+    modes = contract.modes_of(val["conditioning"][fixed.cpu().numpy()])
     metrics = {"val_loss": float(validation_loss(enc, flow, vc[final], vx[final])), **sample_quality(enc, flow, vc[fixed], vx[fixed], modes),
                "encoder_params": enc.num_params(), "flow_params": flow.num_params()}
     return FlowResult(enc.cpu(), flow.cpu(), history, metrics)
