@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import dagster as dg
 
@@ -25,6 +26,26 @@ BESIDE_THE_CRITICAL_PATH = 10
 def cores() -> int:
     """Cores this process may run on (a container's or taskset's share, not the whole machine's)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def overlap() -> bool:
+    """Whether a step may compute beside its own thread (`LUME_TRAINING_OVERLAP`, default 1; `lume-v6 demo --serial` sets 0)."""
+    return os.environ.get("LUME_TRAINING_OVERLAP", "1") != "0"
+
+
+class Inline(Executor):
+    """Computes what is submitted at once, in the caller's thread: a step on one core."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def threads_beside(enabled: bool, n: int = 0, name: str = "beside") -> Executor:
+    """`n` threads (0: one per core) for a step's work beside its own thread; not `enabled`, the caller's thread
+    computes it all, in turn. Each result is computed alone, so it does not depend on which."""
+    return ThreadPoolExecutor(n or cores(), thread_name_prefix=name) if enabled else Inline()
 
 
 def training_slots(parallel: int, threads: int, device: str, n_cores: int) -> int:

@@ -15,6 +15,7 @@ exactly it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,13 +119,14 @@ def mismatch(figures: dict[str, float]) -> float:
 
 
 def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[str, np.ndarray], windows: int,
-        rate_hz: float = 30.0, seed: int = 0) -> tuple[NoiseProcess, list[dict]]:
+        rate_hz: float = 30.0, seed: int = 0, pool: Executor | None = None) -> tuple[NoiseProcess, list[dict]]:
     """Per mode, the (jump, rho) whose one-step frames move from frame to frame as that mode's training music does.
 
     `generate(rows, noise)` -> dB latents of those rows of `arrays` (training tracks). Each mode
     is scored on `windows` 10-s windows of its own tracks, every grid point with the same draws;
     points whose spread over time falls below SPREAD_FLOOR are ruled out while any other is left.
-    A mode without training tracks draws fresh noise. Returns the process and the scan.
+    A mode without training tracks draws fresh noise. The grid points are scored on the `pool`'s
+    threads (each alone, in grid order: the same scan on any count). Returns the process and the scan.
     """
     modes, length = contract.modes_of(arrays["conditioning"]), int(FIT_SECONDS * rate_hz)
     rows = {m: np.flatnonzero(modes == m)[temporal.consecutive_windows(arrays["t"][modes == m], arrays["track"][modes == m], length, windows)]
@@ -132,18 +134,18 @@ def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[s
     stacked = np.concatenate(list(rows.values()))  # (W, length) over every mode
     rng = np.random.default_rng(seed)
     e, u = rng.standard_normal((length, len(stacked), contract.NOISE_DIM)), rng.random((length, len(stacked)))
-    scan = []
-    for jump in JUMP_GRID:
-        for rho in RHO_GRID:
-            if jump == 0 and rho == 1:
-                continue  # never moves
-            noise = held(e, u, ModeNoise(jump, rho)).transpose(1, 0, 2).astype(np.float32)
-            fake = generate(stacked.ravel(), noise.reshape(-1, contract.NOISE_DIM)).reshape(*stacked.shape, -1)
-            at = 0
-            for m, r in rows.items():
-                figures = temporal.compare(fake[at:at + len(r)], arrays["latent"][r])
-                scan.append({"mode": contract.MODES[m], "jump": jump, "rho": rho, **figures, "mismatch": mismatch(figures)})
-                at += len(r)
+
+    def score(point: ModeNoise) -> list[dict]:
+        noise = held(e, u, point).transpose(1, 0, 2).astype(np.float32)
+        fake = generate(stacked.ravel(), noise.reshape(-1, contract.NOISE_DIM)).reshape(*stacked.shape, -1)
+        starts, found = np.cumsum([0, *(len(r) for r in rows.values())]), []
+        for (m, r), a, b in zip(rows.items(), starts[:-1], starts[1:]):
+            figures = temporal.compare(fake[a:b], arrays["latent"][r])
+            found.append({"mode": contract.MODES[m], "jump": point.jump, "rho": point.rho, **figures, "mismatch": mismatch(figures)})
+        return found
+
+    grid = [ModeNoise(j, r) for j in JUMP_GRID for r in RHO_GRID if not (j == 0 and r == 1)]  # jump 0, rho 1 never moves
+    scan = [row for point_rows in (pool.map if pool else map)(score, grid) for row in point_rows]
     chosen = {m: _choose([r for r in scan if r["mode"] == m]) for m in (contract.MODES[i] for i in rows)}
     return NoiseProcess(tuple(ModeNoise(chosen[m]["jump"], chosen[m]["rho"]) if m in chosen else FRESH for m in contract.MODES),
                         rate_hz=rate_hz), scan

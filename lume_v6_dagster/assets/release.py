@@ -315,7 +315,8 @@ def acceptance_report(context: dg.AssetExecutionContext, config: JudgeConfig, ar
                     sum(r["size_bytes"] for r in reports if r["name"].endswith("V6")), v6_sha256, Path(artifact_store.root),
                     _heard(_report_media(previews, out), trained), provenance, _champion(context.instance, v6_sha256), get_profile(v6["profile"]))
     thresholds = Thresholds.load(Path(artifact_store.root) / "thresholds.json")
-    result = evaluate(inputs, thresholds, out)
+    with capacity.threads_beside(capacity.overlap(), 1, "report") as beside:
+        result = evaluate(inputs, thresholds, out, beside)
     status, use_v6 = gates_mod.decision(result.gates, result.comparison.blocks)
     write_json(out / "gates.json", {"status": status, "useV6Models": use_v6, "gates": [x.as_dict() for x in result.gates],
                                     "metrics": result.metrics, "provenance": provenance, "thresholds": thresholds.as_dict(),

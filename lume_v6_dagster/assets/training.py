@@ -21,7 +21,7 @@ from lume_v6_dagster.pairs import pairs_violations
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore, TrainingHost
 from lume_v6_dagster.noise import SPREAD_FLOOR, ModeNoise, NoiseProcess
-from lume_v6_dagster.training.flow_training import fit_noise, train_flow
+from lume_v6_dagster.training.flow_training import evaluation_pool, fit_noise, train_flow
 from lume_v6_dagster.training.profiles import get_profile
 from lume_v6_dagster.training.san_training import train_san
 
@@ -141,7 +141,8 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
     profile = get_profile(host.profile)
     result = train_flow(train, load_arrays(split, split.val), split.stats, profile,
                         host.seed, folder / "checkpoints", in_dim, log=context.log.info, device=host.torch_device(), overlap=host.overlap)
-    process, scan = (NoiseProcess.same(), []) if v5_recipe else fit_noise(result.encoder, result.flow, train, profile.noise_fit_windows)
+    with evaluation_pool(host.overlap, "cpu") as pool:  # the trained models are back on the CPU
+        process, scan = (NoiseProcess.same(), []) if v5_recipe else fit_noise(result.encoder, result.flow, train, profile.noise_fit_windows, pool)
     context.log.info(f"noise process: {process.describe()} (fitted on training tracks)" if scan else "noise process: fresh every frame (the V5 recipe)")
     save_torch(folder / "model.pt", {"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,
                                      "train_tracks": train_ids, "fingerprint": split.fingerprint, "noise": process.as_dict()})

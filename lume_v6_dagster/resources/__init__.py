@@ -125,7 +125,7 @@ def default_resources() -> dict:
             name=env.get("LUME_TRAINING_HOST", "mac5"),
             device=env.get("LUME_TRAINING_DEVICE", "auto"),
             threads=int(env.get("LUME_TRAINING_THREADS", 1)),
-            overlap=env.get("LUME_TRAINING_OVERLAP", "1") != "0",
+            overlap=capacity.overlap(),
             parallel=int(env.get("LUME_TRAINING_PARALLEL", 0)),
             seed=int(env.get("LUME_TRAINING_SEED", 0)),
             profile=env.get("LUME_TRAINING_PROFILE", "demo"),

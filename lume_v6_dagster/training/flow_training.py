@@ -8,7 +8,7 @@ conditional mean; the 1-step vs 16-step Frechet distances measure that this does
 
 from __future__ import annotations
 
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,6 +18,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lume_v6_dagster import contract, noise, temporal
+from lume_v6_dagster.capacity import Inline, threads_beside
 from lume_v6_dagster.dataset import Stats
 from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
 from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator, frames_db
@@ -127,7 +128,7 @@ def meanflow_terms(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: bo
     guided field. `following`: for the batch's first rows, their own conditioning (before any body swap), the
     next frame's conditioning and its latent: the consecutive-frame term's pairs.
     """
-    helper = helper or _Inline()
+    helper = helper or Inline()
     n, device = len(x), x.device
     noise = torch.randn(x.shape, generator=gen).to(device)
     r, t = sample_times(n, gen, recipe, meanflow)
@@ -219,18 +220,15 @@ def train_step(enc, flow, opt, params, c, x, gen, recipe: Recipe = Recipe(), mea
     return loss
 
 
-class _Inline(Executor):
-    """Computes what is submitted at once, in the caller's thread: a step on one core."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        future = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
-def helper_thread() -> ThreadPoolExecutor:
+def helper_thread(enabled: bool = True) -> Executor:
     """A second thread for a step's no-gradient targets (torch gives it this thread's count of threads per op)."""
-    return ThreadPoolExecutor(1, thread_name_prefix="flow-targets")
+    return threads_beside(enabled, 1, "flow-targets")
+
+
+def evaluation_pool(overlap: bool, device: str) -> Executor:
+    """Threads for the measures after training (FD resamples, the noise fit's grid): one per core where a step
+    may use the host's other cores (`overlap`, on a CPU)."""
+    return threads_beside(overlap and device == "cpu", name="evaluation")
 
 
 @torch.no_grad()
@@ -249,11 +247,11 @@ def validation_loss(enc, flow, c, x, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_quality(enc, flow, c, x, modes: np.ndarray, seed: int = 0) -> dict[str, float]:
+def sample_quality(enc, flow, c, x, modes: np.ndarray, seed: int = 0, pool: Executor | None = None) -> dict[str, float]:
     """Frechet distance of 1-step and 16-step samples to the real latents (normalised units).
 
-    On a fixed evaluation set with fixed noise: each FD with its 90% bootstrap interval, the
-    1-step / 16-step ratio, and the FD per mode so that one collapsing mode shows.
+    On a fixed evaluation set with fixed noise: each FD with its 90% bootstrap interval (resamples
+    measured on the `pool`), the 1-step / 16-step ratio, and the FD per mode so that one collapsing mode shows.
     """
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.device)
     e, real = enc(c), x.cpu().numpy().astype(np.float64)
@@ -262,7 +260,7 @@ def sample_quality(enc, flow, c, x, modes: np.ndarray, seed: int = 0) -> dict[st
         fake = flow.sample(e, noise, steps=steps).cpu().numpy().astype(np.float64)
         key = f"fd_{steps}step"
         out[key] = frechet_distance(fake, real)
-        out[f"{key}_lo"], out[f"{key}_hi"] = bootstrap_interval(fake, real, FD_BOOTSTRAP, seed)
+        out[f"{key}_lo"], out[f"{key}_hi"] = bootstrap_interval(fake, real, FD_BOOTSTRAP, seed, pool=pool)
         out.update({f"{key}_{name}": frechet_distance(fake[modes == m], real[modes == m])
                     for m, name in enumerate(contract.MODES) if (modes == m).sum() > contract.LATENT_DIM})
     out["fd_ratio"] = out["fd_1step"] / out["fd_16step"]
@@ -332,7 +330,7 @@ def train_flow(
         log(f"resumed from epoch {done}")
     shipped = ema.module if ema is not None else model
     warmup = int(recipe.warmup_fraction * profile.flow_epochs)
-    with helper_thread() if overlap and device == "cpu" else _Inline() as helper:
+    with helper_thread(overlap and device == "cpu") as helper:
         for epoch in range(done + 1, profile.flow_epochs + 1):
             gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
             order = torch.randperm(len(x), generator=gen)
@@ -358,12 +356,14 @@ def train_flow(
     enc, flow = shipped["encoder"].eval(), shipped["flow"].eval()
     fixed = torch.arange(0, len(vx), max(1, len(vx) // profile.eval_samples), device=device)[: profile.eval_samples]
     modes = contract.modes_of(val["conditioning"][fixed.cpu().numpy()])
-    metrics = {"val_loss": float(validation_loss(enc, flow, vc[final], vx[final])), **sample_quality(enc, flow, vc[fixed], vx[fixed], modes),
+    with evaluation_pool(overlap, device) as pool:
+        quality = sample_quality(enc, flow, vc[fixed], vx[fixed], modes, pool=pool)
+    metrics = {"val_loss": float(validation_loss(enc, flow, vc[final], vx[final])), **quality,
                "encoder_params": enc.num_params(), "flow_params": flow.num_params()}
     return FlowResult(enc.cpu(), flow.cpu(), history, metrics)
 
 
 @torch.no_grad()
-def fit_noise(enc, flow, train: dict, windows: int) -> tuple[noise.NoiseProcess, list[dict]]:
+def fit_noise(enc, flow, train: dict, windows: int, pool: Executor | None = None) -> tuple[noise.NoiseProcess, list[dict]]:
     """The noise process this model ships with, fitted per mode on `windows` of its own training tracks (`noise.fit`)."""
-    return noise.fit(lambda rows, z: frames_db(enc, flow, train["conditioning"][rows], z), train, windows)
+    return noise.fit(lambda rows, z: frames_db(enc, flow, train["conditioning"][rows], z), train, windows, pool=pool)

@@ -1,5 +1,7 @@
 """Sample-quality metrics shared by training and acceptance."""
 
+from concurrent.futures import Executor
+
 import numpy as np
 from scipy import linalg
 
@@ -14,12 +16,15 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
 
 
-def bootstrap_interval(fake: np.ndarray, real: np.ndarray, n: int, seed: int = 0, level: float = 0.9) -> tuple[float, float]:
+def bootstrap_interval(fake: np.ndarray, real: np.ndarray, n: int, seed: int = 0, level: float = 0.9,
+                       pool: Executor | None = None) -> tuple[float, float]:
     """Percentile interval of the Frechet distance over `n` resamples of the paired rows.
 
     Row i of `fake` was generated from the conditioning of real row i, so pairs are resampled together.
+    The resamples are drawn in turn and measured on the `pool`'s threads: the same interval on any count.
     """
     rng = np.random.default_rng(seed)
-    draws = [frechet_distance(fake[rows], real[rows]) for rows in (rng.integers(0, len(real), len(real)) for _ in range(n))]
+    resamples = [rng.integers(0, len(real), len(real)) for _ in range(n)]
+    draws = list((pool.map if pool else map)(lambda rows: frechet_distance(fake[rows], real[rows]), resamples))
     lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)

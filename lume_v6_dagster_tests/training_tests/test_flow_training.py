@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
-from lume_v6_dagster import contract
+from lume_v6_dagster import contract, noise
 from lume_v6_dagster.dataset import build_split, load_arrays
-from lume_v6_dagster.training.flow_training import train_flow
+from lume_v6_dagster.training.flow_training import evaluation_pool, fit_noise, train_flow
 from lume_v6_dagster.training.profiles import get_profile
 
 PROFILE = dataclasses.replace(get_profile("tiny"), flow_epochs=6, flow_steps_per_epoch=15, flow_batch=64, eval_samples=128)
@@ -45,10 +45,19 @@ def test_short_run_lowers_validation_loss_and_reports_one_vs_multi_step(referenc
     assert reference.metrics["encoder_params"] == 141 * 256 + 256 + 256 * 512 + 512 + 512 * 768 + 768
 
 
-def test_seeded_runs_give_identical_weights_with_or_without_the_helper_thread(pairs_paths, reference, tmp_path):
-    again = run(pairs_paths, tmp_path, overlap=True)  # the JVP and the teacher beside the gradients
+def test_seeded_runs_give_identical_weights_and_figures_with_or_without_the_helper_threads(pairs_paths, reference, tmp_path):
+    again = run(pairs_paths, tmp_path, overlap=True)  # the JVP and the teacher beside the gradients, the FD resamples on every core
     assert same(reference.encoder.state_dict(), again.encoder.state_dict())
     assert same(reference.flow.state_dict(), again.flow.state_dict())
+    assert again.metrics == reference.metrics
+
+
+def test_the_noise_fit_scores_the_same_grid_on_any_count_of_threads(pairs_paths, reference):
+    train = data(pairs_paths)[0]
+    alone = fit_noise(reference.encoder, reference.flow, train, windows=2)
+    with evaluation_pool(True, "cpu") as pool:
+        spread = fit_noise(reference.encoder, reference.flow, train, windows=2, pool=pool)
+    assert spread == alone and len(alone[1]) > len(noise.JUMP_GRID)
 
 
 WORKER = """
