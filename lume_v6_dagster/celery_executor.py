@@ -76,8 +76,14 @@ class HostCeleryExecutor(CeleryExecutor):
         yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=_submit_patiently)
 
 
+    @classmethod
+    def from_config(cls, config: dict) -> "HostCeleryExecutor":
+        """No backend configured (None): the run's own LUME_RESULT_BACKEND, else its broker's next database, as the workers'."""
+        return cls(broker=config.get("broker"), backend=config.get("backend") or deployment.result_backend_url(),
+                   config_source=config.get("config_source"), include=config.get("include"),
+                   retries=RetryMode.from_config(config["retries"]))
+
+
 @dg.executor(name="celery", config_schema=celery_executor.config_schema, requirements=multiple_process_executor_requirements())
 def host_celery_executor(init_context):
-    config = init_context.executor_config
-    return HostCeleryExecutor(broker=config.get("broker"), backend=config.get("backend"), config_source=config.get("config_source"),
-                              include=config.get("include"), retries=RetryMode.from_config(config["retries"]))
+    return HostCeleryExecutor.from_config(init_context.executor_config)

@@ -125,15 +125,15 @@ def max_deliveries() -> int:
 def celery_config(urls: bool = True) -> dict:
     """The Celery settings every worker and every run share (they must match).
 
-    With `urls=False` the broker and backend are references to the environment, resolved in
-    the process that uses them: run config and job snapshots are stored in the instance, and
-    a URL may hold a password.
+    With `urls=False` nothing holding a URL goes in (run config and job snapshots are stored in
+    the instance, and a URL may hold a password): the broker is a reference to the environment
+    and the backend is None, both resolved in the run's own process
+    (lume_v6_dagster/celery_executor.py). This process's environment is left as it was.
     """
     if urls:
         locations = {"broker": broker_url(), "backend": result_backend_url()}
     else:
-        os.environ.setdefault("LUME_RESULT_BACKEND", result_backend_url())
-        locations = {"broker": {"env": "LUME_BROKER_URL"}, "backend": {"env": "LUME_RESULT_BACKEND"}}
+        locations = {"broker": {"env": "LUME_BROKER_URL"}, "backend": None}
     return {
         **locations,
         "config_source": {

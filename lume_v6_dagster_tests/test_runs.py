@@ -1,5 +1,7 @@
 """How a launched run's steps and the demo's track processes start."""
 
+import os
+
 from lume_v6_dagster import runs
 
 
@@ -38,3 +40,22 @@ def test_a_tracks_ingest_through_the_executor_runs_in_this_process_with_todays_s
         assert run.status == dg.DagsterRunStatus.SUCCESS
         assert {s.step_key for s in instance.get_run_step_stats(run.run_id)} >= {"raw_capture", "validated_capture", "track_pairs"}
     assert (tmp_path / "art" / "tracks" / "s01-sky-garden" / "pairs.json").exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_resolving_the_two_host_jobs_leaves_this_process_environment_as_it_was(tmp_path, monkeypatch):
+    """Loading the two-host definitions once set LUME_RESULT_BACKEND in the loading process for good: every process started
+    from it later (a benchmark's workers, a second deployment's) stored its results in that first broker's Redis. The
+    backend is resolved where the run executes instead, from that process's own environment."""
+    from lume_v6_dagster.celery_executor import HostCeleryExecutor
+
+    monkeypatch.delenv("LUME_RESULT_BACKEND", raising=False)
+    for key, value in {"LUME_DEPLOYMENT": "two-host", "LUME_BROKER_URL": "redis://127.0.0.1:1/0",
+                       "LUME_CAPTURE_ROOT": str(tmp_path / "captures"), "LUME_ARTIFACT_ROOT": str(tmp_path / "artifacts")}.items():
+        monkeypatch.setenv(key, value)
+    before = dict(os.environ)
+    executor = runs.reconstructable("train").get_definition().executor_def
+    assert executor.name == "celery" and dict(os.environ) == before
+    config = {"broker": "redis://127.0.0.1:1/0", "backend": None, "config_source": {}, "retries": {"enabled": {}}}
+    assert HostCeleryExecutor.from_config(config).backend == "redis://127.0.0.1:1/1"  # the broker's next database, as the workers'
+    monkeypatch.setenv("LUME_RESULT_BACKEND", "redis://elsewhere:6379/4")
+    assert HostCeleryExecutor.from_config(config).backend == "redis://elsewhere:6379/4"
