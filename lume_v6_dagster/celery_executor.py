@@ -75,7 +75,6 @@ class HostCeleryExecutor(CeleryExecutor):
                                         EngineEventData({HOST_KEY: host, PID_KEY: pid}))
         yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=_submit_patiently)
 
-
     @classmethod
     def from_config(cls, config: dict) -> "HostCeleryExecutor":
         """No backend configured (None): the run's own LUME_RESULT_BACKEND, else its broker's next database, as the workers'."""
