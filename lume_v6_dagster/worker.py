@@ -25,6 +25,10 @@ from lume_v6_dagster import capacity, deployment
 from lume_v6_dagster.resources import default_resources
 
 READY_TIMEOUT = 120.0
+# Worker-to-worker chatter nothing here uses (terminations are re-sent until they land, celery_app._end_with_run).
+# With Redis, a worker reconnecting after a broker restart can stop consuming for good (celery#8030, #8091);
+# Celery 5.7 fails to restart gossip there ("Error on restarting Gossip").
+WITHOUT = ("--without-gossip", "--without-mingle", "--without-heartbeat")
 
 
 def host_capacity(queue: str) -> tuple[str, int]:
@@ -105,7 +109,7 @@ def start(name: str, queue: str, echo=print) -> int:
         for line in restore_orphans(app, instance, queue, full):
             echo(line)
     cmd = [str(Path(sys.executable).parent / "celery"), "-A", "lume_v6_dagster.celery_app", "worker", "--prefetch-multiplier=1",
-           "--loglevel", "INFO", "-Q", queue, "-n", full, "--concurrency", str(slots)]
+           "--loglevel", "INFO", "-Q", queue, "-n", full, "--concurrency", str(slots), *WITHOUT]
     proc = subprocess.Popen(cmd, env={**os.environ, "LUME_WORKER_NAME": name}, process_group=0)  # Celery and its pool
 
     def stop_tree(signum, _frame):

@@ -96,9 +96,13 @@ class TwoHost:
         self.workers[name] = worker.launch(name, QUEUES[name], {**self.host_env(name), **env}, self.logs / f"{name}-{time.time_ns()}.log",
                                            prefix=self.network.on(host), cwd=self.root / host / "wd")
 
+    def log_file(self, name: str) -> Path:
+        """The log of the newest worker of that name."""
+        return max(self.logs.glob(f"{name}-*.log"), key=lambda p: int(p.stem.split("-")[-1]))
+
     def log(self, name: str) -> str:
         """What the newest worker of that name wrote."""
-        return max(self.logs.glob(f"{name}-*.log"), key=lambda p: int(p.stem.split("-")[-1])).read_text()
+        return self.log_file(name).read_text()
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL the worker's whole session at once, as a power cut would: wrapper, Celery and its step."""
