@@ -157,9 +157,12 @@ def _where_the_step_is(two_host) -> str:
     """What to read when a step never starts: the training queue, unacknowledged messages, Mac5's last log lines."""
     import redis
 
-    broker = redis.Redis.from_url(two_host.env["LUME_BROKER_URL"])
-    return (f"queue mac5: {broker.llen('mac5')} waiting, {broker.hlen('unacked')} unacknowledged in all\n"
-            f"mac5 worker ({two_host.log_file('mac5')}):\n{two_host.log('mac5')[-3000:]}")
+    try:
+        broker = _broker(two_host)
+        queue = f"queue mac5: {broker.llen('mac5')} waiting, {broker.hlen('unacked')} unacknowledged in all"
+    except redis.RedisError as exc:
+        queue = f"the broker: {exc}"
+    return f"{queue}\nmac5 worker ({two_host.log_file('mac5')}):\n{two_host.log('mac5')[-3000:]}"
 
 
 @pytest.mark.parametrize("change, names", [
@@ -440,10 +443,14 @@ def _train_reference(instance, two_host, seed: int, profile: str, out: Path) -> 
     return subprocess.Popen([sys.executable, "-c", REFERENCE, split, profile, str(seed), str(out)], cwd=REPO, env=two_host.env)
 
 
-def _unacknowledged(two_host) -> dict:
+def _broker(two_host):
     import redis
 
-    return redis.Redis.from_url(two_host.env["LUME_BROKER_URL"]).hgetall("unacked")
+    return redis.Redis.from_url(two_host.env["LUME_BROKER_URL"])
+
+
+def _unacknowledged(two_host) -> dict:
+    return _broker(two_host).hgetall("unacked")
 
 
 # A `train` run of encoder_flow_v6 alone, orchestrated by a process of its own on Mac4 (as the daemon's run worker is).
