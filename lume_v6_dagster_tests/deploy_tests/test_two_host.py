@@ -162,7 +162,8 @@ def _where_the_step_is(two_host) -> str:
         queue = f"queue mac5: {broker.llen('mac5')} waiting, {broker.hlen('unacked')} unacknowledged in all"
     except redis.RedisError as exc:
         queue = f"the broker: {exc}"
-    return f"{queue}\nmac5 worker ({two_host.log_file('mac5')}):\n{two_host.log('mac5')[-3000:]}"
+    worker_log = two_host.log_file("mac5")
+    return f"{queue}\nmac5 worker ({worker_log}):\n{worker_log.read_text()[-3000:]}"
 
 
 @pytest.mark.parametrize("change, names", [
