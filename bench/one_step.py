@@ -106,7 +106,7 @@ def _one(args) -> dict:
     process = NoiseProcess.same() if v5 else fit_noise(result.encoder, result.flow, train, reads.noise_fit_windows)[0]  # as the asset ships it
     gen = OneStepGenerator(result.flow)
     axes = measure.sequence_axes(train["latent"], split.stats)
-    figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, val, split.stats.arrays("latent"), axes, reads.windows_per_track)["model"]
+    figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, train, val, split.stats.arrays("latent"), axes, reads.windows_per_track)["model"]
     out.update(noise=process.describe(), **{k: figures[k] for k in ("sequence_fd", "frame_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio")})
     if not v5:
         classify = measure.mode_classifier(train["latent"], contract.modes_of(train["conditioning"]))

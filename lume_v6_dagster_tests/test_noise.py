@@ -126,3 +126,37 @@ def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
         assert row["change_ratio"] == pytest.approx(1.0) and row["lag1"] == pytest.approx(row["lag1_real"]) and row["windows"] > 0
     flicker = measure.over_time_detail(_Frames(3.0), NoiseProcess.same(), val, 4)
     assert all(row["change_ratio"] > 2 and row["lag1"] < row["lag1_real"] - 0.2 for row in flicker.values())
+
+
+def _music(modes: list[int], seed: int, shift: dict[int, float]) -> dict[str, np.ndarray]:
+    """Tracks of 60 s, one per entry of `modes`, whose music moves as an AR(1) process (plus `shift` dB in the modes named)."""
+    n = 1800
+    track, mode = np.repeat(np.arange(len(modes)), n), np.repeat(modes, n)
+    cond = np.zeros((len(track), contract.CONDITIONING_DIM), np.float32)
+    cond[np.arange(len(track)), contract.MODE_SLICE.start + mode] = 1.0
+    latent = NoiseProcess.same(rho=0.5).for_tracks({"track": track, "conditioning": cond}, seed=seed) * 6 - 40
+    latent += np.array([shift.get(int(m), 0.0) for m in mode], np.float32)[:, None]
+    return {"t": np.tile(np.arange(n) / 30.0, len(modes)), "track": track, "conditioning": cond, "latent": latent}
+
+
+def test_over_time_reads_what_replaying_the_training_music_would_score():
+    """Training music like the validation music sits near the real-vs-real floor; one mode's training music 12 dB
+    away (a validation track unlike any training track) puts it far above, in every sampler's row too."""
+    val = _music([0, 1, 0, 1], seed=1, shift={})
+    stats = (np.full(64, -40.0, np.float32), np.full(64, 6.0, np.float32))
+    axes = measure.principal_axes((val["latent"] + 40) / 6, 8)
+    like = measure.over_time({}, _music([1, 0, 1, 0], seed=2, shift={}), val, stats, axes, per_track=4)
+    unlike = measure.over_time({}, _music([1, 0, 1, 0], seed=2, shift={1: 12.0}), val, stats, axes, per_track=4)
+    floor = like["real vs real"]["frame_fd"]
+    assert like["training music"]["frame_fd"] < 2 * floor < 10 * floor < unlike["training music"]["frame_fd"]
+    assert unlike["training music"]["sequence_fd"] > 10 * like["training music"]["sequence_fd"]
+    assert unlike["real vs real"]["frame_fd_training"] == unlike["training music"]["frame_fd"]
+    assert like["training music"]["windows"] == like["real vs real"]["windows"] == 16
+
+
+def test_training_windows_match_each_validation_windows_mode():
+    train, val = _music([3, 0, 0], seed=2, shift={}), _music([0, 3, 4], seed=1, shift={})
+    long = measure._long_windows(val, 2, 30.0)
+    replay = measure.training_windows(train, val, long, 2)
+    assert list(contract.modes_of(train["conditioning"][replay[:, 0]])) == [0, 0, 3, 3]  # mode 4 has no training music: left out
+    assert replay.shape[1] == long.shape[1] and len(np.unique(replay[:, 0])) == 4

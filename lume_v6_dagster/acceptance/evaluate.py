@@ -59,7 +59,7 @@ def one_step_section(m: dict) -> str:
         "| mode | FD 1-step | FD 16-step |", "|---|---|---|", *modes])
 
 
-TAGS = {"V6 1-step (shipped)": "v6", "V6 16-step": "v6_16step", "V5 recipe": "v5", "real vs real": "real"}
+TAGS = {"V6 1-step (shipped)": "v6", "V6 16-step": "v6_16step", "V5 recipe": "v5", "training music": "training", "real vs real": "real"}
 
 
 def over_time_section(rows: dict[str, dict], process) -> str:
@@ -75,7 +75,9 @@ def over_time_section(rows: dict[str, dict], process) -> str:
         "64 bands: the frame-to-frame change as a ratio to the real music's, the autocorrelation at lag 1 and 8 frames (the real "
         f"music's in brackets), the spread over time as a ratio, the Frechet distance of the same frames one by one and of {measure.SEQUENCE_FRAMES}-frame "
         "sequences (normalised units, leading principal axes of the training music; 90% bootstrap interval over windows). "
-        "`real vs real` compares alternate windows of the real music with each other: the floor.", "",
+        "`training music` plays, in each window's place, the real music of a training window of the same mode: what a generator "
+        "that replayed its training tracks exactly would score. `real vs real` compares alternate windows of the real music with "
+        "each other: the floor.", "",
         "| sampler | change ratio | lag-1 (real) | lag-8 (real) | spread ratio | FD per frame | sequence FD |", "|---|---|---|---|---|---|---|", *table])
 
 
@@ -178,7 +180,7 @@ def evaluate(inp: Inputs, th: Thresholds, out_dir: Path, beside: Executor | None
         {"V6 1-step (shipped)": (inp.pipeline.encoder, inp.pipeline.generator, v6_noise, 1),
          "V6 16-step": (inp.pipeline.encoder, inp.pipeline.generator, v6_noise, 16),
          "V5 recipe": (*inp.v5, inp.noise["v5_baseline"], 1)},
-        val, latent_stats, measure.sequence_axes(train["latent"], split.stats), inp.profile.windows_per_track)
+        train, val, latent_stats, measure.sequence_axes(train["latent"], split.stats), inp.profile.windows_per_track)
     detail = measure.over_time_detail(inp.pipeline, v6_noise, val, inp.profile.windows_per_track)
     sens = sensitivity.result()
     ratios = {k: measure.sensitivity_ratio(v) for k, v in sens.items()}

@@ -67,7 +67,8 @@ def encoder_flow(v6_loss: float, v5_loss: float, fd_1step: float, fd_16step: flo
     return Gate(3, "training", "encoder + flow cross-track validation",
                 f"V6 {v6_loss:.4f} vs V5 {v5_loss:.4f}; FD 1-step {fd_1step:.2f} vs V5 {fd_1step_v5:.2f}, = {ratio:.2f} x 16-step "
                 f"{fd_16step:.2f}; over time: FD {over_time['frame_fd']:.2f} = {floor_ratio:.2f} x real-vs-real "
-                f"{over_time['frame_fd_floor']:.2f}, change {over_time['change_ratio']:.2f} x real, lag-1 {over_time['lag1']:.3f} vs "
+                f"{over_time['frame_fd_floor']:.2f} (the training music itself: {over_time['frame_fd_training']:.2f} = "
+                f"{over_time['frame_fd_training'] / over_time['frame_fd_floor']:.2f} x), change {over_time['change_ratio']:.2f} x real, lag-1 {over_time['lag1']:.3f} vs "
                 f"{over_time['lag1_real']:.3f}, spread {over_time['spread_ratio']:.2f} x real",
                 f"V6 <= {th.flow_val_loss_max} and V6 < V5 in loss and FD; FD 1-step <= {th.one_step_fd_ratio_max} x 16-step; "
                 f"over time: FD <= {th.frame_fd_floor_ratio_max} x real-vs-real, change <= {th.change_ratio_max} x, "

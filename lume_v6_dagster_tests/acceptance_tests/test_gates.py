@@ -39,7 +39,8 @@ def test_gate2_split_integrity_fails_on_leak_missing_mode_or_val_statistics():
 
 
 # Figures over time of the demo profile's V6 (docs/gates.md): with the fitted AR(1) noise, and with fresh noise every frame.
-HELD = {"change_ratio": 1.35, "lag1": 0.84, "lag1_real": 0.79, "spread_ratio": 1.1, "frame_fd": 4.40, "frame_fd_floor": 4.26}
+HELD = {"change_ratio": 1.35, "lag1": 0.84, "lag1_real": 0.79, "spread_ratio": 1.1, "frame_fd": 4.40, "frame_fd_floor": 4.26,
+        "frame_fd_training": 5.1}
 FLICKERS = {**HELD, "change_ratio": 4.05, "lag1": 0.07, "spread_ratio": 1.2}
 
 
@@ -62,6 +63,7 @@ def test_gate3_fails_for_two_equally_poor_samplers_far_from_the_real_music():
     assert g.encoder_flow(0.4, 0.6, 6.0, 6.0, 15.2, HELD, TH).verdict == g.PASS
     gate = g.encoder_flow(0.4, 0.6, 6.0, 6.0, 15.2, {**HELD, "frame_fd": 13.86}, TH)
     assert gate.verdict == g.FAIL and "FD 13.86 = 3.25 x real-vs-real 4.26" in gate.measured
+    assert "(the training music itself: 5.10 = 1.20 x)" in gate.measured  # a reference, not a bound: replaying it would pass
 
 
 @pytest.mark.parametrize("broken", [FLICKERS, {**HELD, "lag1": 0.98}, {**HELD, "spread_ratio": 0.5}], ids=["flicker", "frozen", "collapsed"])
