@@ -46,7 +46,7 @@ LEVERS = {
 
 
 FIGURES = ("fd_1step", "fd_16step", "fd_ratio", "val_loss", "mode_accuracy", "sequence_fd", "frame_fd", "change_ratio", "lag1",
-           "lag1_real", "spread_ratio")
+           "lag1_real", "spread_ratio", "closest_modes_ratio")
 V5_FIGURES = ("val_loss", "fd_1step", "sequence_fd", "change_ratio")
 
 
@@ -114,7 +114,12 @@ def _one(args) -> dict:
         out["mode_accuracy_real_music"] = measure.real_mode_accuracy(classify, val["latent"][picked],
                                                                      contract.modes_of(val["conditioning"][picked]))
         pipe = measure.Pipeline(result.encoder, gen, None)
-        out["mode_accuracy"] = measure.mode_conditioning(pipe, classify, val["conditioning"][picked], process.for_tracks(val, 0)[picked])["accuracy"]
+        modes = measure.mode_conditioning(pipe, classify, val["conditioning"][picked], process.for_tracks(val, 0)[picked])
+        real = measure.real_by_mode(val["latent"], contract.modes_of(val["conditioning"]))
+        stats = split.stats.arrays("latent")  # gate 5's closest generated modes against the real music's closest
+        out["mode_accuracy"] = modes["accuracy"]
+        out["closest_modes_ratio"] = float(np.nanmin(measure.mode_distances(modes["generated"], stats))
+                                           / np.nanmin(measure.mode_distances(real, stats)))
     return out
 
 

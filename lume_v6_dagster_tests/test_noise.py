@@ -160,3 +160,13 @@ def test_training_windows_match_each_validation_windows_mode():
     replay = measure.training_windows(train, val, long, 2)
     assert list(contract.modes_of(train["conditioning"][replay[:, 0]])) == [0, 0, 3, 3]  # mode 4 has no training music: left out
     assert replay.shape[1] == long.shape[1] and len(np.unique(replay[:, 0])) == 4
+
+
+def test_over_time_without_a_training_window_that_long_reads_the_rest():
+    """Training tracks shorter than a window (tiny sets): no `training music` row, the reference is NaN, the rest is read."""
+    val, short = _music([0, 1, 0, 1], seed=1, shift={}), _music([1, 0], seed=2, shift={})
+    short = {k: v[np.r_[0:200, 1800:2000]] for k, v in short.items()}  # two tracks of 6.7 s
+    stats = (np.full(64, -40.0, np.float32), np.full(64, 6.0, np.float32))
+    rows = measure.over_time({}, short, val, stats, measure.principal_axes((val["latent"] + 40) / 6, 8), per_track=4)
+    assert set(rows) == {"real vs real"} and np.isnan(rows["real vs real"]["frame_fd_training"])
+    assert rows["real vs real"]["frame_fd"] > 0

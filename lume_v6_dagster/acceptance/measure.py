@@ -262,7 +262,7 @@ def training_windows(train: dict[str, np.ndarray], val: dict[str, np.ndarray], l
         if len(of_mode):
             rows.append(of_mode[taken.get(m, 0) % len(of_mode)])
             taken[m] = taken.get(m, 0) + 1
-    return np.array(rows).reshape(-1, long.shape[1])
+    return np.array(rows, dtype=np.intp).reshape(-1, long.shape[1])
 
 
 def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dict[str, np.ndarray],
@@ -286,7 +286,8 @@ def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dic
     floor = frechet_distance(real[a.ravel()].astype(np.float64), real[b.ravel()].astype(np.float64))
     replay = training_windows(train, val, long, per_track, rate_hz)
     replayed = (train["latent"] - mean) / std
-    by_training = frechet_distance(replayed[replay.ravel()].astype(np.float64), real[long.ravel()].astype(np.float64))
+    by_training = (frechet_distance(replayed[replay.ravel()].astype(np.float64), real[long.ravel()].astype(np.float64))
+                   if len(replay) else float("nan"))  # no training track holds a window that long
     out = {}
     for name, (enc, gen, process, steps) in samplers.items():
         noise = process.for_tracks(val, 0)
@@ -299,9 +300,10 @@ def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dic
         out[name] = {**figures, "sequence_fd": fd, "sequence_fd_lo": lo, "sequence_fd_hi": hi, "windows": len(long),
                      "frame_fd": frame_fd, "frame_fd_floor": floor, "frame_fd_training": by_training}
     reference = {"sequence_fd_lo": float("nan"), "sequence_fd_hi": float("nan"), "frame_fd_floor": floor, "frame_fd_training": by_training}
-    out["training music"] = {**temporal.compare(train["latent"][replay], val["latent"][long]), "windows": len(replay), **reference,
-                             "sequence_fd": frechet_distance(_flat(replayed, _short(replay), axes), _flat(real, short, axes)),
-                             "frame_fd": by_training}
+    if len(replay):
+        out["training music"] = {**temporal.compare(train["latent"][replay], val["latent"][long]), "windows": len(replay), **reference,
+                                 "sequence_fd": frechet_distance(_flat(replayed, _short(replay), axes), _flat(real, short, axes)),
+                                 "frame_fd": by_training}
     out["real vs real"] = {**temporal.compare(val["latent"][a], val["latent"][b]), "windows": len(long), **reference,
                            "sequence_fd": frechet_distance(_flat(real, _short(a), axes), _flat(real, _short(b), axes)),
                            "frame_fd": floor}

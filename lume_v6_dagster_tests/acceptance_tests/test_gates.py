@@ -64,6 +64,8 @@ def test_gate3_fails_for_two_equally_poor_samplers_far_from_the_real_music():
     gate = g.encoder_flow(0.4, 0.6, 6.0, 6.0, 15.2, {**HELD, "frame_fd": 13.86}, TH)
     assert gate.verdict == g.FAIL and "FD 13.86 = 3.25 x real-vs-real 4.26" in gate.measured
     assert "(the training music itself: 5.10 = 1.20 x)" in gate.measured  # a reference, not a bound: replaying it would pass
+    untrained = g.encoder_flow(0.4, 0.6, 6.0, 6.0, 15.2, {**HELD, "frame_fd_training": float("nan")}, TH)
+    assert untrained.verdict == g.PASS and "no training track holds a window that long" in untrained.measured
 
 
 @pytest.mark.parametrize("broken", [FLICKERS, {**HELD, "lag1": 0.98}, {**HELD, "spread_ratio": 0.5}], ids=["flicker", "frozen", "collapsed"])
