@@ -139,14 +139,19 @@ def _music(modes: list[int], seed: int, shift: dict[int, float]) -> dict[str, np
     return {"t": np.tile(np.arange(n) / 30.0, len(modes)), "track": track, "conditioning": cond, "latent": latent}
 
 
+UNIT_STATS = (np.full(64, -40.0, np.float32), np.full(64, 6.0, np.float32))  # what `_music` normalises by
+
+
+def _axes(val: dict[str, np.ndarray]) -> np.ndarray:
+    return measure.principal_axes((val["latent"] - UNIT_STATS[0]) / UNIT_STATS[1], 8)
+
+
 def test_over_time_reads_what_replaying_the_training_music_would_score():
     """Training music like the validation music sits near the real-vs-real floor; one mode's training music 12 dB
     away (a validation track unlike any training track) puts it far above, in every sampler's row too."""
     val = _music([0, 1, 0, 1], seed=1, shift={})
-    stats = (np.full(64, -40.0, np.float32), np.full(64, 6.0, np.float32))
-    axes = measure.principal_axes((val["latent"] + 40) / 6, 8)
-    like = measure.over_time({}, _music([1, 0, 1, 0], seed=2, shift={}), val, stats, axes, per_track=4)
-    unlike = measure.over_time({}, _music([1, 0, 1, 0], seed=2, shift={1: 12.0}), val, stats, axes, per_track=4)
+    like = measure.over_time({}, _music([1, 0, 1, 0], seed=2, shift={}), val, UNIT_STATS, _axes(val), per_track=4)
+    unlike = measure.over_time({}, _music([1, 0, 1, 0], seed=2, shift={1: 12.0}), val, UNIT_STATS, _axes(val), per_track=4)
     floor = like["real vs real"]["frame_fd"]
     assert like["training music"]["frame_fd"] < 2 * floor < 10 * floor < unlike["training music"]["frame_fd"]
     assert unlike["training music"]["sequence_fd"] > 10 * like["training music"]["sequence_fd"]
@@ -166,7 +171,6 @@ def test_over_time_without_a_training_window_that_long_reads_the_rest():
     """Training tracks shorter than a window (tiny sets): no `training music` row, the reference is NaN, the rest is read."""
     val, short = _music([0, 1, 0, 1], seed=1, shift={}), _music([1, 0], seed=2, shift={})
     short = {k: v[np.r_[0:200, 1800:2000]] for k, v in short.items()}  # two tracks of 6.7 s
-    stats = (np.full(64, -40.0, np.float32), np.full(64, 6.0, np.float32))
-    rows = measure.over_time({}, short, val, stats, measure.principal_axes((val["latent"] + 40) / 6, 8), per_track=4)
+    rows = measure.over_time({}, short, val, UNIT_STATS, _axes(val), per_track=4)
     assert set(rows) == {"real vs real"} and np.isnan(rows["real vs real"]["frame_fd_training"])
     assert rows["real vs real"]["frame_fd"] > 0
