@@ -42,6 +42,7 @@ LEVERS = {
     "ema+warmup+power0.5": {"ema_decay": 0.99, "warmup_fraction": 0.25, "weight_power": 0.5},
     "ema+warmup+distill16": {"ema_decay": 0.99, "warmup_fraction": 0.25, "distill_weight": 0.1, "distill_steps": 16},
     "ema+warmup+distill8": {"ema_decay": 0.99, "warmup_fraction": 0.25, "distill_weight": 0.1, "distill_steps": 8},
+    "ema+warmup+distill8@0.05": {"ema_decay": 0.99, "warmup_fraction": 0.25, "distill_weight": 0.05, "distill_steps": 8},
 }
 
 

@@ -4,6 +4,7 @@ No timings are asserted (the machine is shared); only that the figures exist, ar
 and say what they compare against.
 """
 
+import dataclasses
 import functools
 import json
 import math
@@ -52,9 +53,17 @@ def test_bench_sizes_and_peers_are_reported():
 
 def test_one_step_ablation_reports_every_variant_with_v5():
     table = {row["variant"]: row for row in run_bench("one_step")["table"]}
-    assert set(table) == {"today", "ema+warmup+distill8"}
+    assert set(table) == {"today", "ema+warmup+distill8@0.05"}
     for row in table.values():
         assert row["fd_1step"][0] > 0 and row["fd_ratio"][0] > 0 and row["v5_val_loss"] > 0
+
+
+def test_the_shipped_recipe_is_the_ablation_variant_it_names():
+    """The report names the recipe by its ablation variant: that variant must be what trains."""
+    from bench.one_step import LEVERS, TODAY
+    from lume_v6_dagster.training.flow_training import RECIPE_NAME, Recipe
+
+    assert dataclasses.replace(Recipe(), **{**TODAY, **LEVERS[RECIPE_NAME]}) == Recipe()
 
 
 def test_full_scale_runs_both_plans_with_the_same_weights():
