@@ -103,12 +103,17 @@ def test_figures_over_time_see_flicker_that_per_frame_figures_cannot():
 class _Frames:
     """A shipped path whose frames are the body's own first dims (the music below is made the same way), plus noise."""
 
-    def __init__(self, flicker: float):
-        self.flicker = flicker
+    def __init__(self, flicker: float, san_flicker: float = 0.0):
+        self.flicker, self.san_flicker = flicker, san_flicker
 
     def frames(self, conditioning, noise):
         body = conditioning[:, contract.DYNAMICS_SLICE]
         return body[:, :64] * 6 - 40 + self.flicker * noise, body[:, 64:80] + self.flicker * noise[:, :16]
+
+    def controls_of(self, latent, conditioning):
+        """SAN fed the real music: exact, plus a flicker of its own."""
+        own = np.random.default_rng(0).standard_normal((len(latent), 16))
+        return conditioning[:, contract.DYNAMICS_SLICE][:, 64:80] + self.san_flicker * own
 
 
 def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
@@ -121,11 +126,20 @@ def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
     val = {"t": np.tile(np.arange(900) / 30.0, 2), "track": track, "conditioning": cond,
            "latent": body[:, :64] * 6 - 40, "controls": body[:, 64:80]}
     exact = measure.over_time_detail(_Frames(0.0), NoiseProcess.same(), val, 4)
-    assert set(exact) == {"sky_garden", "iridescent_beauty", "controls", "loudness_db", "onset_strength"}
+    controls = {"controls", "loudness_db", "onset_strength"}
+    from_music = {name + measure.SAN_ON_REAL_MUSIC for name in controls}
+    assert set(exact) == {"sky_garden", "iridescent_beauty", *controls, *from_music}
     for row in exact.values():
         assert row["change_ratio"] == pytest.approx(1.0) and row["lag1"] == pytest.approx(row["lag1_real"]) and row["windows"] > 0
-    flicker = measure.over_time_detail(_Frames(3.0), NoiseProcess.same(), val, 4)
-    assert all(row["change_ratio"] > 2 and row["lag1"] < row["lag1_real"] - 0.2 for row in flicker.values())
+
+    def flickers(row):
+        return row["change_ratio"] > 2 and row["lag1"] < row["lag1_real"] - 0.2
+
+    frames_flicker = measure.over_time_detail(_Frames(3.0), NoiseProcess.same(), val, 4)
+    assert all(flickers(row) for name, row in frames_flicker.items() if name not in from_music)
+    assert all(frames_flicker[name]["change_ratio"] == pytest.approx(1.0) for name in from_music)  # SAN is not to blame
+    san_flicker = measure.over_time_detail(_Frames(0.0, san_flicker=3.0), NoiseProcess.same(), val, 4)
+    assert all(flickers(san_flicker[name]) for name in from_music)
 
 
 def _music(modes: list[int], seed: int, shift: dict[int, float]) -> dict[str, np.ndarray]:

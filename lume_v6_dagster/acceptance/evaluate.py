@@ -88,10 +88,13 @@ def over_time_detail_section(detail: dict[str, dict]) -> str:
                 f"{r['lag8']:.3f} ({r['lag8_real']:.3f}) | {r['spread_ratio']:.2f} |")
     head = "| {} | windows | change ratio | lag-1 (real) | lag-8 (real) | spread ratio |\n|---|---|---|---|---|---|"
     modes = [row(m, detail[m]) for m in contract.MODES if m in detail]
-    controls = [row("all 16 (medians)", detail["controls"])] + [row(n, detail[n]) for n in measure.OVER_TIME_CONTROLS]
+    controls = [row(label + shown, detail[name + suffix]) for suffix, shown in (("", ""), (measure.SAN_ON_REAL_MUSIC, ", SAN on the real music"))
+                for label, name in (("all 16 (medians)", "controls"), *((n, n) for n in measure.OVER_TIME_CONTROLS))]
     return "\n".join([
         "The shipped one-step frames of the same windows, per mode (medians over the 64 bands), and SAN's 16 controls made "
-        "from them and from the same body, against the real music's controls:", "",
+        "from them and from the same body, against the real music's controls. The rows marked "
+        "`SAN on the real music` feed SAN the real music of the windows instead: a gap there too is "
+        "SAN's own; a gap only above comes from the generated frames.", "",
         head.format("mode"), *modes, "", head.format("SAN control"), *controls])
 
 

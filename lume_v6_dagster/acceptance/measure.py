@@ -36,6 +36,12 @@ class Pipeline:
         latent = self._latent(c, torch.from_numpy(noise))
         return latent.numpy(), self.san(latent, c[:, contract.DYNAMICS_SLICE]).numpy()
 
+    @torch.no_grad()
+    def controls_of(self, latent: np.ndarray, conditioning: np.ndarray) -> np.ndarray:
+        """The controls SAN makes of given dB latents (the real music's, say) and the same body."""
+        c = torch.from_numpy(np.ascontiguousarray(conditioning))
+        return self.san(torch.from_numpy(np.ascontiguousarray(latent, dtype=np.float32)), c[:, contract.DYNAMICS_SLICE]).numpy()
+
     def _latent(self, c, z):
         return self.generator.batched(self.encoder(c), z)
 
@@ -225,6 +231,7 @@ def _long_windows(val: dict[str, np.ndarray], per_track: int, rate_hz: float) ->
 
 
 OVER_TIME_CONTROLS = ("loudness_db", "onset_strength")  # the controls the AudioEngine leans on most, shown alone
+SAN_ON_REAL_MUSIC = ".san_on_real_music"  # key suffix of the rows whose controls SAN made of the real latents
 
 
 def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_track: int,
@@ -232,21 +239,30 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
     """The shipped frames of `over_time`'s windows (same noise) per mode, and SAN's controls made from them.
 
     Keys: each validated mode (its latent bands against its real music), `controls` (medians over
-    SAN's 16 against the real controls) and each of OVER_TIME_CONTROLS alone; each row also says
-    how many windows it read.
+    SAN's 16 against the real controls) and each of OVER_TIME_CONTROLS alone; then the same control
+    rows with SAN_ON_REAL_MUSIC: SAN fed the real latents of the windows, so a controls gap reads as
+    SAN's own (there too) or the generated frames' (only above). Each row says how many windows it read.
     """
     long = _long_windows(val, per_track, rate_hz)
-    latent, controls = pipe.frames(val["conditioning"][long.ravel()], process.for_tracks(val, 0)[long.ravel()])
+    cond = val["conditioning"][long.ravel()]
+    latent, controls = pipe.frames(cond, process.for_tracks(val, 0)[long.ravel()])
     latent, controls = latent.reshape(*long.shape, -1), controls.reshape(*long.shape, -1)
     window_modes = contract.modes_of(val["conditioning"][long[:, 0]])
     out = {contract.MODES[m]: {**temporal.compare(latent[window_modes == m], val["latent"][long[window_modes == m]]),
                                "windows": int((window_modes == m).sum())} for m in np.unique(window_modes)}
-    real = val["controls"][long]
-    out["controls"] = {**temporal.compare(controls, real), "windows": len(long)}
+    from_music = pipe.controls_of(val["latent"][long.ravel()], cond).reshape(*long.shape, -1)
+    for suffix, made in (("", controls), (SAN_ON_REAL_MUSIC, from_music)):
+        out.update(_control_rows(made, val["controls"][long], suffix))
+    return out
+
+
+def _control_rows(made: np.ndarray, real: np.ndarray, suffix: str) -> dict[str, dict[str, float]]:
+    """`controls` (medians over all 16) and each of OVER_TIME_CONTROLS alone, against the real controls."""
+    rows = {"controls": temporal.compare(made, real)}
     for name in OVER_TIME_CONTROLS:
         i = contract.CONTROL_NAMES.index(name)
-        out[name] = {**temporal.compare(controls[..., i:i + 1], real[..., i:i + 1]), "windows": len(long)}
-    return out
+        rows[name] = temporal.compare(made[..., i:i + 1], real[..., i:i + 1])
+    return {name + suffix: {**row, "windows": len(real)} for name, row in rows.items()}
 
 
 def training_windows(train: dict[str, np.ndarray], val: dict[str, np.ndarray], long: np.ndarray, per_track: int,
