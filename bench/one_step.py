@@ -47,7 +47,7 @@ LEVERS = {
 
 
 FIGURES = ("fd_1step", "fd_16step", "fd_ratio", "val_loss", "mode_accuracy", "sequence_fd", "frame_fd", "change_ratio", "lag1",
-           "lag1_real", "spread_ratio", "closest_modes_ratio")
+           "lag1_real", "spread_ratio", "level_change_ratio", "closest_modes_ratio")
 V5_FIGURES = ("val_loss", "fd_1step", "sequence_fd", "change_ratio")
 
 
@@ -108,7 +108,8 @@ def _one(args) -> dict:
     gen = OneStepGenerator(result.flow)
     axes = measure.sequence_axes(train["latent"], split.stats)
     figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, train, val, split.stats.arrays("latent"), axes, reads.windows_per_track)["model"]
-    out.update(noise=process.describe(), **{k: figures[k] for k in ("sequence_fd", "frame_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio")})
+    out.update(noise=process.describe(), **{k: figures[k] for k in ("sequence_fd", "frame_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio",
+                                                                   "level_change_ratio")})
     if not v5:
         classify = measure.mode_classifier(train["latent"], contract.modes_of(train["conditioning"]))
         picked = measure.random_rows(len(val["latent"]), reads.gate_frames, 1)  # as gate 5 reads them

@@ -8,8 +8,10 @@ sequence of one-step frames each plausible on its own can still flicker: these f
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logsumexp
 
 LAGS = (1, 8)  # 33 ms (flicker) and 0.27 s (a beat's worth of structure) at 30 Hz
+DB_TO_LN = np.log(10) / 10  # 10 ** (dB / 10) = exp(dB * DB_TO_LN)
 
 
 def breaks(t: np.ndarray, track: np.ndarray) -> np.ndarray:
@@ -35,6 +37,17 @@ def band_figures(x: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def level(x: np.ndarray) -> np.ndarray:
+    """Overall level (dB) of (..., bands) dB frames: 10 log10 of the summed band powers. The loudest bands rule it,
+    so it flickers when they wobble together even where every band's dB median looks calm; SAN's loudness follows it."""
+    return logsumexp(x.astype(np.float64) * DB_TO_LN, axis=-1) / DB_TO_LN
+
+
+def level_change_ratio(fake: np.ndarray, real: np.ndarray) -> float:
+    """Mean frame-to-frame change of the overall level, generated over real, on (W, T, bands) windows."""
+    return float(np.abs(np.diff(level(fake), axis=1)).mean() / np.abs(np.diff(level(real), axis=1)).mean())
+
+
 def compare(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
     """Generated against real windows: change and spread as ratios, autocorrelations side by side (medians over bands)."""
     f, r = band_figures(fake), band_figures(real)
@@ -42,3 +55,8 @@ def compare(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
     for k in LAGS:
         out[f"lag{k}"], out[f"lag{k}_real"] = float(np.median(f[f"lag{k}"])), float(np.median(r[f"lag{k}"]))
     return out
+
+
+def compare_frames(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
+    """`compare` for dB music frames, with their overall level's change ratio (`level_change_ratio`)."""
+    return {**compare(fake, real), "level_change_ratio": level_change_ratio(fake, real)}

@@ -100,6 +100,17 @@ def test_figures_over_time_see_flicker_that_per_frame_figures_cannot():
     assert flicker["change_ratio"] > 3 and flicker["lag1"] < 0.1 < 0.9 < flicker["lag1_real"]
 
 
+def test_the_level_sees_loud_bands_moving_together_where_each_band_looks_like_the_music():
+    rng = np.random.default_rng(0)
+    loud = np.linspace(-60, -10, 64)  # dB per band: the top bands hold most of the power
+    real = loud + rng.standard_normal((10, 300, 64))  # every band wobbles on its own
+    together = loud + rng.standard_normal((10, 300, 1))  # every band up and down at once
+    assert temporal.compare(together, real)["change_ratio"] == pytest.approx(1.0, abs=0.05)
+    assert temporal.level_change_ratio(real, real) == 1.0
+    assert temporal.level_change_ratio(together, real) > 1.5
+    assert temporal.level(np.full(64, -30.0)) == pytest.approx(-30 + 10 * np.log10(64))
+
+
 class _Frames:
     """A shipped path whose frames are the body's own first dims (the music below is made the same way), plus noise."""
 

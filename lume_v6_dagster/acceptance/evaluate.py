@@ -65,20 +65,22 @@ TAGS = {"V6 1-step (shipped)": "v6", "V6 16-step": "v6_16step", "V5 recipe": "v5
 def over_time_section(rows: dict[str, dict], process) -> str:
     """Windows of validation frames generated one after another, against the real music of the same windows."""
     some = next(iter(rows.values()))
-    table = [f"| {name} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | {r['lag8']:.3f} ({r['lag8_real']:.3f}) | "
+    table = [f"| {name} | {r['change_ratio']:.2f} | {r['level_change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | {r['lag8']:.3f} ({r['lag8_real']:.3f}) | "
              f"{r['spread_ratio']:.2f} | {r['frame_fd']:.2f} | {r['sequence_fd']:.2f}" + (f" ({r['sequence_fd_lo']:.2f} - {r['sequence_fd_hi']:.2f})" if np.isfinite(r["sequence_fd_lo"]) else "")
              + " |" for name, r in rows.items()]
     return "\n".join([
         f"{int(some['windows'])} windows of {measure.OVER_TIME_SECONDS:.0f} s of validation tracks, generated frame after frame at the "
         f"pair rate with each model's own noise process (V6, per mode: {process.describe()}; fitted on training tracks and shipped in "
         "the manifest, see Listening; the V5 recipe: fresh noise every frame), against the real music of the same windows. Medians over the "
-        "64 bands: the frame-to-frame change as a ratio to the real music's, the autocorrelation at lag 1 and 8 frames (the real "
+        "64 bands: the frame-to-frame change as a ratio to the real music's, the same for the overall level (10 log10 of the summed "
+        "band powers, which SAN's loudness follows), the autocorrelation at lag 1 and 8 frames (the real "
         f"music's in brackets), the spread over time as a ratio, the Frechet distance of the same frames one by one and of {measure.SEQUENCE_FRAMES}-frame "
         "sequences (normalised units, leading principal axes of the training music; 90% bootstrap interval over windows). "
         "`training music` plays, in each window's place, the real music of a training window of the same mode: what a generator "
         "that replayed its training tracks exactly would score. `real vs real` compares alternate windows of the real music with "
         "each other: the floor.", "",
-        "| sampler | change ratio | lag-1 (real) | lag-8 (real) | spread ratio | FD per frame | sequence FD |", "|---|---|---|---|---|---|---|", *table])
+        "| sampler | change ratio | level change | lag-1 (real) | lag-8 (real) | spread ratio | FD per frame | sequence FD |",
+        "|---|---|---|---|---|---|---|---|", *table])
 
 
 def over_time_detail_section(detail: dict[str, dict]) -> str:

@@ -248,7 +248,7 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
     latent, controls = pipe.frames(cond, process.for_tracks(val, 0)[long.ravel()])
     latent, controls = latent.reshape(*long.shape, -1), controls.reshape(*long.shape, -1)
     window_modes = contract.modes_of(val["conditioning"][long[:, 0]])
-    out = {contract.MODES[m]: {**temporal.compare(latent[window_modes == m], val["latent"][long[window_modes == m]]),
+    out = {contract.MODES[m]: {**temporal.compare_frames(latent[window_modes == m], val["latent"][long[window_modes == m]]),
                                "windows": int((window_modes == m).sum())} for m in np.unique(window_modes)}
     from_music = pipe.controls_of(val["latent"][long.ravel()], cond).reshape(*long.shape, -1)
     for suffix, made in (("", controls), (SAN_ON_REAL_MUSIC, from_music)):
@@ -309,7 +309,7 @@ def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dic
         noise = process.for_tracks(val, 0)
         fake = np.zeros_like(real)
         fake[long.ravel()] = frames_db(enc, gen.flow, val["conditioning"][long.ravel()], noise[long.ravel()], steps)
-        figures = temporal.compare(fake[long], val["latent"][long])
+        figures = temporal.compare_frames(fake[long], val["latent"][long])
         fake[long.ravel()] = (fake[long.ravel()] - mean) / std
         fd, lo, hi = sequence_fd_interval(fake, real, short, axes)
         frame_fd = frechet_distance(fake[long.ravel()].astype(np.float64), real[long.ravel()].astype(np.float64))
@@ -317,10 +317,10 @@ def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dic
                      "frame_fd": frame_fd, "frame_fd_floor": floor, "frame_fd_training": by_training}
     reference = {"sequence_fd_lo": float("nan"), "sequence_fd_hi": float("nan"), "frame_fd_floor": floor, "frame_fd_training": by_training}
     if len(replay):
-        out["training music"] = {**temporal.compare(train["latent"][replay], val["latent"][long]), "windows": len(replay), **reference,
+        out["training music"] = {**temporal.compare_frames(train["latent"][replay], val["latent"][long]), "windows": len(replay), **reference,
                                  "sequence_fd": frechet_distance(_flat(replayed, _short(replay), axes), _flat(real, short, axes)),
                                  "frame_fd": by_training}
-    out["real vs real"] = {**temporal.compare(val["latent"][a], val["latent"][b]), "windows": len(long), **reference,
+    out["real vs real"] = {**temporal.compare_frames(val["latent"][a], val["latent"][b]), "windows": len(long), **reference,
                            "sequence_fd": frechet_distance(_flat(real, _short(a), axes), _flat(real, _short(b), axes)),
                            "frame_fd": floor}
     return out

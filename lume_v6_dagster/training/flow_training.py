@@ -54,10 +54,12 @@ class Recipe:
     cond_dropout: float = 0.0  # share of rows trained with the null condition (guidance needs it)
     distill_weight: float = 0.05  # weight of a term that pulls the one-step sample onto the multi-step one (0 = off)
     distill_steps: int = 8
-    # Consecutive frames: one-step frames of two successive pairs, from AR(1) noise of `temporal_rho`, should
-    # change per band as much as the real music does (the log of the mean absolute change matched; 0 = off).
+    # Consecutive frames: one-step frames of two successive pairs, from AR(1) noise of `temporal_rho` (1: the same
+    # noise), should change as much as the real music does (the log of the mean absolute change matched; 0 = off):
+    # per band, and in overall level (summed band power, what SAN's loudness follows).
     temporal_weight: float = 0.0
     temporal_rho: float = 0.9
+    level_weight: float = 0.0
     # Body style reveals the mode, so a model can learn "mode" from the body and ignore the
     # one-hot. Giving this share of each batch another row's body forces the one-hot to carry it.
     body_swap: float = 0.3
@@ -156,20 +158,39 @@ def meanflow_terms(enc, flow, c, x, gen, recipe: Recipe = Recipe(), meanflow: bo
     terms = [meanflow_term]
     if distill:
         terms.append(lambda: recipe.distill_weight * _distillation_error(flow, e.detach()[:k], noise[:k], teacher.result()).mean())
-    if meanflow and recipe.temporal_weight and following is not None:
+    if meanflow and consecutive(recipe) and following is not None:
         now, after, x_next = following  # the body as it was (no swap), then the next frame's
-        terms.append(lambda: recipe.temporal_weight * _temporal_error(flow, enc(now), enc(after), x[: len(x_next)], x_next, gen, recipe.temporal_rho))
+
+        def consecutive_term():
+            bands, level = _temporal_error(flow, enc(now), enc(after), x[: len(x_next)], x_next, gen, recipe.temporal_rho)
+            return recipe.temporal_weight * bands + recipe.level_weight * level
+        terms.append(consecutive_term)
     return terms
 
 
-def _temporal_error(flow, e, e_next, x, x_next, gen, rho: float) -> torch.Tensor:
-    """Squared log ratio, per band, of the one-step frames' mean absolute frame-to-frame change to the real
-    music's (gate 3's change ratio), on consecutive pairs with AR(1) noise: frames that move as much as the music."""
+def consecutive(recipe: Recipe) -> bool:
+    """Whether the recipe trains on pairs of consecutive frames."""
+    return bool(recipe.temporal_weight or recipe.level_weight)
+
+
+def _temporal_error(flow, e, e_next, x, x_next, gen, rho: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared log ratios of the one-step frames' mean absolute frame-to-frame change to the real music's, on
+    consecutive pairs with AR(1) noise: per band (gate 3's change ratio, averaged), and of the overall level."""
     z = torch.randn(x.shape, generator=gen).to(x.device)
     z_next = rho * z + (1 - rho ** 2) ** 0.5 * torch.randn(x.shape, generator=gen).to(x.device)
-    change = (flow.sample(e_next, z_next) - flow.sample(e, z)).abs().mean(0)
-    real = (x_next - x).abs().mean(0)
-    return ((torch.log(change + 1e-3) - torch.log(real + 1e-3)) ** 2).mean()
+    now, after = flow.sample(e, z), flow.sample(e_next, z_next)
+    bands = _log_ratio((after - now).abs().mean(0), (x_next - x).abs().mean(0)).mean()
+    level = _log_ratio((_level(flow, after) - _level(flow, now)).abs().mean(), (_level(flow, x_next) - _level(flow, x)).abs().mean())
+    return bands, level
+
+
+def _log_ratio(made: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    return (torch.log(made + 1e-3) - torch.log(real + 1e-3)) ** 2
+
+
+def _level(flow, z: torch.Tensor) -> torch.Tensor:
+    """Overall level (dB) of normalised frames: 10 log10 of the summed band powers (`temporal.level`)."""
+    return torch.logsumexp(flow.denormalize(z) * temporal.DB_TO_LN, 1) / temporal.DB_TO_LN
 
 
 @torch.no_grad()
@@ -322,7 +343,7 @@ def train_flow(
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=profile.flow_lr, weight_decay=0.0)
     c, x = _tensors(train, stats, in_dim)
-    successor = torch.from_numpy(next_rows(train["t"], train["track"])) if recipe.temporal_weight else None
+    successor = torch.from_numpy(next_rows(train["t"], train["track"])) if consecutive(recipe) else None
     vc, vx = (a.to(device) for a in _tensors(val, stats, in_dim))
     final, curve = (slice(None, None, -(-len(vx) // n)) for n in (VAL_LOSS_FRAMES, EPOCH_VAL_FRAMES))
     done, history = _resume(ckpt_dir, model, ema, opt, recipe)
@@ -339,7 +360,7 @@ def train_flow(
             total = torch.zeros((), device=device)
             for s in range(steps):
                 idx, following = order[(s * profile.flow_batch) % len(x):][: profile.flow_batch], None
-                if recipe.temporal_weight:
+                if consecutive(recipe):
                     idx, following = _following(idx, successor, c, x, TEMPORAL_SHARE)
                     following = tuple(a.to(device) for a in following)
                 batch = swap_bodies(c[idx], gen, recipe.body_swap) if in_dim == contract.CONDITIONING_DIM else c[idx]

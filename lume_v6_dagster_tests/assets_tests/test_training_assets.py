@@ -119,11 +119,14 @@ def test_the_noise_process_is_fitted_saved_with_the_weights_shipped_and_used_by_
     assert previews["noise"]["V6"] == stated
     gates = json.loads(Path(meta(result, "acceptance_report")["gates_json"]).read_text())
     assert process.describe() in open(meta(result, "acceptance_report")["report_html"]).read()
-    assert {"over_time.v6.change_ratio", "over_time.v5.sequence_fd", "over_time.real.lag1"} <= set(gates["metrics"])
+    assert {"over_time.v6.change_ratio", "over_time.v5.sequence_fd", "over_time.real.lag1", "over_time.v6.level_change_ratio",
+            "over_time.v6.aurora_veil.level_change_ratio"} <= set(gates["metrics"])
+    assert gates["metrics"]["over_time.real.level_change_ratio"] > 0
     assert {"over_time.v6.controls.change_ratio", "over_time.v6.onset_strength.lag1", "over_time.v6.aurora_veil.spread_ratio",
             "over_time.v6.loudness_db.san_on_real_music.change_ratio"} <= set(gates["metrics"])
     report = Path(meta(result, "acceptance_report")["report_html"]).with_name("report.md").read_text()
     assert "| SAN control | windows |" in report and "| loudness_db, SAN on the real music | " in report
+    assert "| sampler | change ratio | level change |" in report
     assert "over time: FD" in gates["gates"][2]["measured"] and "x real-vs-real" in gates["gates"][2]["measured"]
 
 

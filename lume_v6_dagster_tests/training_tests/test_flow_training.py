@@ -203,6 +203,9 @@ class _Echo(torch.nn.Module):
     def sample(self, e, z, steps=1):
         return z if self.noise else e
 
+    def denormalize(self, z):
+        return z
+
 
 def test_the_consecutive_frame_term_is_zero_only_when_frames_move_as_the_music_does():
     from lume_v6_dagster.training.flow_training import _temporal_error
@@ -210,7 +213,20 @@ def test_the_consecutive_frame_term_is_zero_only_when_frames_move_as_the_music_d
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2048, contract.LATENT_DIM, generator=gen)
     x_next = x + 0.1 * torch.randn(x.shape, generator=gen)  # the music changes by 0.1 x sqrt(2 / pi) per band
-    assert _temporal_error(_Echo(noise=False), x, x_next, x, x_next, gen, 0.9) < 1e-6
+    assert _temporal_error(_Echo(noise=False), x, x_next, x, x_next, gen, 0.9)[0] < 1e-6
     # AR(1) noise of rho 0.9 changes by sqrt(2 (1 - 0.9)) x sqrt(2 / pi) per band: a log ratio of log(sqrt(20)) = 1.50
-    assert _temporal_error(_Echo(noise=True), x, x_next, x, x_next, gen, 0.9) == pytest.approx(1.50 ** 2, rel=0.05)
-    assert _temporal_error(_Echo(noise=True), x, x_next, x, x_next, gen, 0.995) < 0.01  # sqrt(2 x 0.005) = 0.1, as the music
+    assert _temporal_error(_Echo(noise=True), x, x_next, x, x_next, gen, 0.9)[0] == pytest.approx(1.50 ** 2, rel=0.05)
+    assert _temporal_error(_Echo(noise=True), x, x_next, x, x_next, gen, 0.995)[0] < 0.01  # sqrt(2 x 0.005) = 0.1, as the music
+
+
+def test_the_level_term_sees_loud_bands_moving_together_where_the_band_term_does_not():
+    from lume_v6_dagster.training.flow_training import _temporal_error
+
+    gen = torch.Generator().manual_seed(0)
+    x = 10 * torch.randn(2048, contract.LATENT_DIM, generator=gen)  # dB frames, bands 10 dB apart on average
+    step = torch.randn(x.shape, generator=gen)
+    together = step[:, :1].expand_as(x)  # every band up or down by the same amount: the level moves by that much
+    assert _temporal_error(_Echo(noise=False), x, x + step, x, x + step, gen, 1.0)[1] < 1e-6
+    bands, level = _temporal_error(_Echo(noise=False), x, x + together, x, x + step, gen, 1.0)
+    assert bands < 1e-2  # each band changes as much as the music's
+    assert level > 0.5  # but the level, summed over independent bands, moves less in the music
