@@ -1,4 +1,4 @@
-"""The overnight training schedule: 01:00 local, when new data landed or the last training did not finish."""
+"""The overnight training schedule: 01:00 local, when new data landed, the model code changed or the last training did not finish."""
 
 import os
 from datetime import datetime, timezone
@@ -6,11 +6,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from lume_v6_dagster import code_version
 from lume_v6_dagster.jobs import train_job
 
 DEFAULT_CRON = "0 1 * * *"
 MAX_ATTEMPTS = 3  # failed training runs on the same data before the schedule stops retrying
 TRAINED = ("san_v6", "encoder_flow_v6", "v5_baseline", "release_bundle")  # a finished training has all of these
+MODELS = TRAINED[:3]  # each records the model code that made it
 ACTIVE = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
 
 
@@ -30,14 +32,24 @@ def _latest(instance: dg.DagsterInstance, key: str):
 
 
 def _pending_reason(instance: dg.DagsterInstance, pairs) -> str | None:
-    """Why training should run: new pairs since the last split, or a training not finished since it."""
+    """Why training should run: new pairs since the last split, a training not finished since it, or models
+    another version of the model code made (they would otherwise ship as if this code had made them)."""
     split = _latest(instance, "dataset_split")
     if split is None or pairs.timestamp > split.timestamp:
         return "new validated tracks"
     stale = [k for k in TRAINED if (e := _latest(instance, k)) is None or e.timestamp < split.timestamp]
     if stale:
         return f"training incomplete: {', '.join(stale)} not materialized since dataset_split (run {split.run_id[:8]})"
+    now = code_version.model_code_version()
+    made = {k: v for k in MODELS if (v := _recorded_code(instance, k)) not in (None, now)}
+    if made:
+        return f"model code changed: {', '.join(f'{k} made by {v}' for k, v in made.items())}, this checkout is {now}"
     return None
+
+
+def _recorded_code(instance: dg.DagsterInstance, key: str) -> str | None:
+    meta = _latest(instance, key).asset_materialization.metadata
+    return meta["code_version"].value if "code_version" in meta else None
 
 
 def training_decision(instance: dg.DagsterInstance) -> dg.RunRequest | dg.SkipReason:

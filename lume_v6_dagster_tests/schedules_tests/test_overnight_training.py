@@ -3,15 +3,16 @@
 import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
-from lume_v6_dagster.schedules import MAX_ATTEMPTS, TRAINED, overnight_training
+from lume_v6_dagster import code_version
+from lume_v6_dagster.schedules import MAX_ATTEMPTS, MODELS, TRAINED, overnight_training
 
 
 def evaluate(instance):
     return overnight_training(dg.build_schedule_context(instance=instance))
 
 
-def materialize_event(instance, key, partition=None):
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=partition))
+def materialize_event(instance, key, partition=None, metadata=None):
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata))
 
 
 def train_run(instance, status):
@@ -34,6 +35,22 @@ def test_skips_without_data_then_runs_with_new_track_then_skips_after_training()
 
         materialize_event(instance, "track_pairs", "s02-turquoise-alcove")
         assert isinstance(evaluate(instance), dg.RunRequest)
+
+
+def test_models_another_model_code_made_are_retrained_on_the_same_data():
+    """The demo and the nightly run said "up to date" after a change to the model code, and shipped the old models."""
+    with dg.instance_for_test() as instance:
+        materialize_event(instance, "track_pairs", "s01-sky-garden")
+        materialize_event(instance, "dataset_split")
+        for key in TRAINED:
+            materialize_event(instance, key, metadata={"code_version": "0d1ad0fceb27"} if key in MODELS else None)
+        request = evaluate(instance)
+        assert isinstance(request, dg.RunRequest)
+        assert request.tags["lume/trigger"].startswith("model code changed: san_v6 made by 0d1ad0fceb27")
+        assert code_version.model_code_version() in request.tags["lume/trigger"]
+        for key in TRAINED:
+            materialize_event(instance, key, metadata={"code_version": code_version.model_code_version()} if key in MODELS else None)
+        assert isinstance(evaluate(instance), dg.SkipReason)
 
 
 def test_a_failed_training_is_retried_at_most_max_attempts_times():
