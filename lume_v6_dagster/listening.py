@@ -3,7 +3,8 @@
 One held-out body sequence (real dynamics from a validation track) is played through the
 shipped one-step path, ConditioningEncoder -> FlowGenerator1Step, frame by frame at the pair
 rate and batch 1 as on the phone, once per mode and once per emotion, with the same random draws
-through the process the model ships with for the clip's mode (`noise.NoiseProcess`), as the app draws it.
+through the process the model ships with for the clip's mode (`noise.NoiseProcess`), as the app draws it,
+and with that mode's glide of the frames' level.
 The log-mel frames go back to audio with librosa's mel inversion (NNLS to a linear
 spectrogram, then Griffin-Lim) at the pairs' STFT and mel settings. The track's own audio
 through the same mel round trip is the reference: it is what the inversion alone does.
@@ -139,8 +140,9 @@ def render(out_dir: Path, pairs: Pairs, v6: tuple, v5: tuple, seconds: float,
     clips, mels, titles = [], [], []
     for name, model, mode, emo, c in jobs:
         encoder, generator, process = v6 if model == "V6" else v5
-        noise = process.sample(len(cond), seed, own_mode if mode is None else mode)  # the same draws, through the clip's mode's process
-        mels.append(one_step_frames(encoder, generator, c, noise))
+        played = own_mode if mode is None else mode
+        noise = process.sample(len(cond), seed, played)  # the same draws, through the clip's mode's process
+        mels.append(process.smooth(one_step_frames(encoder, generator, c, noise), played))  # and its glide, as the app plays it
         titles.append(f"{model}: " + (f"{contract.MODES[mode]}, {contract.EMOTIONS[emo]}" if mode is not None else "no mode or emotion input"))
         clips.append((name, model, contract.MODES[mode] if mode is not None else None, contract.EMOTIONS[emo] if emo is not None else None))
     mels.append(window.latent)

@@ -10,13 +10,19 @@ afresh. Every frame's noise stays N(0, I), the input the generator was trained o
 (jump, rho) is fitted per model on training tracks (`fit`), saved in model.pt beside the weights
 (one digest covers both) and stated in the bundle's manifest; previews and gates draw from
 exactly it.
+
+Each jump redraws the frame's overall level (the summed band power SAN's loudness follows) from
+a wide spread, where real music glides: on the demo the level changed 1.64 x the music's, on real
+music 2.3 x. So the app also glides the level of the frames it generates (`level_ema` per mode,
+fitted after (jump, rho) on the same windows): every band of a frame moves by the same dB, so
+the spectrum's shape is the generator's and only its loudness is smoothed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,17 +33,24 @@ RHO_GRID = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 1.0)  # 1: held still between jumps
 FIT_SECONDS = 10.0  # windows of consecutive frames each mode's process is fitted on
 # Gate 3's bound on the spread over time: a process may not buy slow frames with frames that no longer vary.
 SPREAD_FLOOR = 0.8
+# Weight of the newest frame in the level's EMA; 0.3 still follows a dancer's accent within 0.1 s at 30 Hz.
+LEVEL_EMA_GRID = (1.0, 0.7, 0.5, 0.3)
 KIND = "held-ar1"
 UPDATE = ("per frame, u ~ U(0, 1) and e ~ N(0, I): z[t] = e if u < jump, else rho * z[t-1] + sqrt(1 - rho^2) * e; "
           "z[0] = e; jump and rho of the session's mode")
+LEVEL_SMOOTHING = ("per generated frame x (dB per band): L[t] = 10 log10(sum of 10^(x/10) over bands); "
+                   "s[t] = level_ema * L[t] + (1 - level_ema) * s[t-1], s[0] = L[0]; x += s[t] - L[t] on every band, "
+                   "before SAN and the AudioEngine; level_ema of the session's mode (1: unchanged)")
 
 
 @dataclass(frozen=True)
 class ModeNoise:
-    """One mode's process: a fresh draw with probability `jump` per frame, else an AR(1) step of `rho`."""
+    """One mode's process: a fresh draw with probability `jump` per frame, else an AR(1) step of `rho`; the frames'
+    level then glides with an EMA of weight `level_ema` (`LEVEL_SMOOTHING`)."""
 
     jump: float
     rho: float
+    level_ema: float = 1.0
 
 
 FRESH = ModeNoise(0.0, 0.0)  # new noise every frame: the V5 recipe, and every model before a process shipped
@@ -45,7 +58,8 @@ FRESH = ModeNoise(0.0, 0.0)  # new noise every frame: the V5 recipe, and every m
 
 @dataclass(frozen=True)
 class NoiseProcess:
-    """The noise sequence the app draws for FlowGenerator1Step: one `ModeNoise` per mode (contract.MODES order)."""
+    """The noise sequence the app draws for FlowGenerator1Step, and the glide it gives the frames' level:
+    one `ModeNoise` per mode (contract.MODES order)."""
 
     modes: tuple[ModeNoise, ...]
     dim: int = contract.NOISE_DIM
@@ -71,16 +85,27 @@ class NoiseProcess:
         starts = np.flatnonzero(np.r_[True, np.diff(track) != 0, True])
         return np.concatenate([held(e[a:b], u[a:b], self.modes[modes[a]]) for a, b in zip(starts[:-1], starts[1:])]).astype(np.float32)
 
+    def smooth(self, frames: np.ndarray, modes: np.ndarray | int) -> np.ndarray:
+        """(..., frames, bands) dB sequences as the app plays them: each sequence's level glided by its mode's
+        `level_ema` (`modes`: one per sequence, or one for all)."""
+        modes = np.broadcast_to(modes, frames.shape[:-2])
+        out = frames.copy()
+        for m in np.unique(modes):
+            out[modes == m] = temporal.smooth_level(frames[modes == m], self.modes[m].level_ema)
+        return out
+
     def describe(self) -> str:
-        return "; ".join(f"{name} jump {m.jump:g}, rho {m.rho:g}" for name, m in zip(contract.MODES, self.modes))
+        return "; ".join(f"{name} jump {m.jump:g}, rho {m.rho:g}, level EMA {m.level_ema:g}" for name, m in zip(contract.MODES, self.modes))
 
     def as_dict(self) -> dict:
         return {"kind": KIND, "dim": self.dim, "rate_hz": self.rate_hz, "marginal": "N(0, I)", "update": UPDATE,
-                "modes": {name: {"jump": m.jump, "rho": m.rho} for name, m in zip(contract.MODES, self.modes)}}
+                "level_smoothing": LEVEL_SMOOTHING,
+                "modes": {name: {"jump": m.jump, "rho": m.rho, "level_ema": m.level_ema} for name, m in zip(contract.MODES, self.modes)}}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "NoiseProcess":
-        """The recorded process; none recorded means fresh noise every frame, "ar1" one correlation for every mode."""
+        """The recorded process; none recorded means fresh noise every frame, "ar1" one correlation for every mode,
+        no `level_ema` (models before the glide) frames played as generated."""
         if not d:
             return cls.same()
         if d.get("kind") == "ar1":
@@ -90,7 +115,8 @@ class NoiseProcess:
         missing = [m for m in contract.MODES if m not in d.get("modes", {})]
         if missing:
             raise ValueError(f"noise process without a process for mode(s) {', '.join(missing)}")
-        modes = tuple(ModeNoise(float(d["modes"][m]["jump"]), float(d["modes"][m]["rho"])) for m in contract.MODES)
+        modes = tuple(ModeNoise(float(d["modes"][m]["jump"]), float(d["modes"][m]["rho"]), float(d["modes"][m].get("level_ema", 1.0)))
+                      for m in contract.MODES)
         return cls(modes, int(d["dim"]), float(d["rate_hz"]))
 
 
@@ -120,13 +146,15 @@ def mismatch(figures: dict[str, float]) -> float:
 
 def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[str, np.ndarray], windows: int,
         rate_hz: float = 30.0, seed: int = 0, pool: Executor | None = None) -> tuple[NoiseProcess, list[dict]]:
-    """Per mode, the (jump, rho) whose one-step frames move from frame to frame as that mode's training music does.
+    """Per mode, the (jump, rho) whose one-step frames move from frame to frame as that mode's training music does,
+    then the level EMA whose glided frames move most like it, level included (`_glide`, on the same draws).
 
     `generate(rows, noise)` -> dB latents of those rows of `arrays` (training tracks). Each mode
     is scored on `windows` 10-s windows of its own tracks, every grid point with the same draws;
     points whose spread over time falls below SPREAD_FLOOR are ruled out while any other is left.
     A mode without training tracks draws fresh noise. The grid points are scored on the `pool`'s
-    threads (each alone, in grid order: the same scan on any count). Returns the process and the scan.
+    threads (each alone, in grid order: the same scan on any count). Returns the process and the scan
+    (rows with `jump` and `rho`, then rows with `level_ema`).
     """
     modes, length = contract.modes_of(arrays["conditioning"]), int(FIT_SECONDS * rate_hz)
     rows = {m: np.flatnonzero(modes == m)[temporal.consecutive_windows(arrays["t"][modes == m], arrays["track"][modes == m], length, windows)]
@@ -147,8 +175,34 @@ def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[s
     grid = [ModeNoise(j, r) for j in JUMP_GRID for r in RHO_GRID if not (j == 0 and r == 1)]  # jump 0, rho 1 never moves
     scan = [row for point_rows in (pool.map if pool else map)(score, grid) for row in point_rows]
     chosen = {m: _choose([r for r in scan if r["mode"] == m]) for m in (contract.MODES[i] for i in rows)}
-    return NoiseProcess(tuple(ModeNoise(chosen[m]["jump"], chosen[m]["rho"]) if m in chosen else FRESH for m in contract.MODES),
-                        rate_hz=rate_hz), scan
+    points = {m: ModeNoise(chosen[contract.MODES[m]]["jump"], chosen[contract.MODES[m]]["rho"]) for m in rows}
+    glides = _glides(generate, arrays, rows, e, u, points)
+    ema = {row["mode"]: row["level_ema"] for row in glides if row["shipped"]}
+    fitted = tuple(replace(points[i], level_ema=ema[m]) if i in points else FRESH for i, m in enumerate(contract.MODES))
+    return NoiseProcess(fitted, rate_hz=rate_hz), scan + glides
+
+
+def _glides(generate, arrays: dict[str, np.ndarray], rows: dict, e: np.ndarray, u: np.ndarray, points: dict) -> list[dict]:
+    """Per mode, its windows drawn through its chosen point (the scan's draws), then glided with each level EMA."""
+    found, at = [], 0
+    for m, r in rows.items():
+        noise = held(e[:, at:at + len(r)], u[:, at:at + len(r)], points[m]).transpose(1, 0, 2).astype(np.float32)
+        fake = generate(r.ravel(), noise.reshape(-1, contract.NOISE_DIM)).reshape(*r.shape, -1)
+        found += _glide(contract.MODES[m], fake, arrays["latent"][r])
+        at += len(r)
+    return found
+
+
+def _glide(mode: str, fake: np.ndarray, real: np.ndarray) -> list[dict]:
+    """The level EMA of LEVEL_EMA_GRID whose glided frames move most like the real music: `mismatch` plus the
+    squared log ratio of the level's change (a glide also slows each band; the lighter one on a tie).
+    One row per candidate, the chosen one `shipped`."""
+    found = []
+    for a in LEVEL_EMA_GRID:
+        figures = temporal.compare_frames(temporal.smooth_level(fake, a), real)
+        found.append({"mode": mode, "level_ema": a, **figures, "mismatch": mismatch(figures) + np.log(figures["level_change_ratio"]) ** 2})
+    best = min(found, key=lambda r: r["mismatch"])
+    return [{**r, "shipped": r is best} for r in found]
 
 
 def _choose(candidates: list[dict]) -> dict:

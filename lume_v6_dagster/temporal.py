@@ -43,6 +43,18 @@ def level(x: np.ndarray) -> np.ndarray:
     return logsumexp(x.astype(np.float64) * DB_TO_LN, axis=-1) / DB_TO_LN
 
 
+def smooth_level(x: np.ndarray, alpha: float) -> np.ndarray:
+    """(..., frames, bands) dB frames whose overall level follows a causal EMA of its own (weight `alpha` on the
+    newest frame, 1: unchanged), every band shifted by the same dB: the spectrum's shape is kept, its loudness glides."""
+    if alpha >= 1:
+        return x
+    from scipy import signal  # as in noise.held: only the processes that smooth pay its import
+
+    now = level(x)
+    glided = signal.lfilter([alpha], [1.0, alpha - 1.0], now, axis=-1, zi=(1 - alpha) * now[..., :1])[0]  # starts at the first frame
+    return (x + (glided - now)[..., None]).astype(x.dtype)
+
+
 def level_change_ratio(fake: np.ndarray, real: np.ndarray) -> float:
     """Mean frame-to-frame change of the overall level, generated over real, on (W, T, bands) windows."""
     return float(np.abs(np.diff(level(fake), axis=1)).mean() / np.abs(np.diff(level(real), axis=1)).mean())

@@ -60,8 +60,12 @@ def test_each_track_gets_its_own_sequence_of_its_own_mode_from_a_fresh_start():
 def test_a_model_without_a_recorded_process_draws_fresh_noise_an_ar1_one_its_rho_and_an_unknown_one_is_refused():
     assert NoiseProcess.from_dict(None) == NoiseProcess.same()
     assert NoiseProcess.from_dict({"kind": "ar1", "rho": 0.92, "dim": 64, "rate_hz": 30.0}) == NoiseProcess.same(rho=0.92)  # earlier models
-    per_mode = NoiseProcess(tuple(noise.ModeNoise(0.02 * i, 0.9 + 0.02 * i) for i in range(5)))
+    per_mode = NoiseProcess(tuple(noise.ModeNoise(0.02 * i, 0.9 + 0.02 * i, 1.0 - 0.1 * i) for i in range(5)))
     assert NoiseProcess.from_dict(per_mode.as_dict()) == per_mode
+    before_the_glide = per_mode.as_dict()
+    for m in before_the_glide["modes"].values():
+        del m["level_ema"]
+    assert {m.level_ema for m in NoiseProcess.from_dict(before_the_glide).modes} == {1.0}  # played as generated
     with pytest.raises(ValueError, match="unknown noise process 'pink'"):
         NoiseProcess.from_dict({"kind": "pink", "rho": 0.5})
     partial = per_mode.as_dict()
@@ -77,7 +81,8 @@ def test_fit_recovers_each_modes_own_process_from_music_that_moves_like_it():
     truth = NoiseProcess((noise.ModeNoise(0.05, 1.0), noise.FRESH, noise.ModeNoise(0.0, 0.8), noise.FRESH, noise.FRESH))
     arrays["latent"] = truth.for_tracks(arrays, seed=7) * 6 - 40
     process, scan = noise.fit(lambda rows, z: z * 6 - 40, arrays, windows=8)
-    assert process.modes == truth.modes
+    assert [(m.jump, m.rho) for m in process.modes] == [(m.jump, m.rho) for m in truth.modes]
+    assert process.modes[2].level_ema == 1.0 and process.modes[0].level_ema >= 0.7  # no glide the music lacks (0.7 and 1 tie)
     assert {r["mode"] for r in scan} == {"sky_garden", "radiant_underground_chamber"}
     fresh = next(r for r in scan if r["mode"] == "sky_garden" and r["jump"] == 0 and r["rho"] == 0)
     assert fresh["change_ratio"] > 3  # fresh noise would flicker
@@ -112,19 +117,20 @@ def test_the_level_sees_loud_bands_moving_together_where_each_band_looks_like_th
 
 
 class _Frames:
-    """A shipped path whose frames are the body's own first dims (the music below is made the same way), plus noise."""
+    """A shipped path whose frames are the body's own first dims (the music below is made the same way), plus noise
+    (`flicker`, every band on its own; `together`, dB on every band at once), and a SAN that reads the first 16 bands."""
 
-    def __init__(self, flicker: float, san_flicker: float = 0.0):
-        self.flicker, self.san_flicker = flicker, san_flicker
+    def __init__(self, flicker: float, san_flicker: float = 0.0, together: float = 0.0):
+        self.flicker, self.san_flicker, self.together = flicker, san_flicker, together
 
-    def frames(self, conditioning, noise):
+    def latents(self, conditioning, noise):
         body = conditioning[:, contract.DYNAMICS_SLICE]
-        return body[:, :64] * 6 - 40 + self.flicker * noise, body[:, 64:80] + self.flicker * noise[:, :16]
+        return body[:, :64] * 6 - 40 + 6 * self.flicker * noise + self.together * noise[:, :1]
 
     def controls_of(self, latent, conditioning):
-        """SAN fed the real music: exact, plus a flicker of its own."""
+        """Exact on the real music, plus a flicker of its own."""
         own = np.random.default_rng(0).standard_normal((len(latent), 16))
-        return conditioning[:, contract.DYNAMICS_SLICE][:, 64:80] + self.san_flicker * own
+        return (latent[:, :16] + 40) / 6 + self.san_flicker * own
 
 
 def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
@@ -135,7 +141,7 @@ def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
     cond[:, contract.DYNAMICS_SLICE] = NoiseProcess.same(rho=0.95, dim=contract.DYNAMICS_DIM).for_tracks({"track": track, "conditioning": cond}, seed=1)
     body = cond[:, contract.DYNAMICS_SLICE]
     val = {"t": np.tile(np.arange(900) / 30.0, 2), "track": track, "conditioning": cond,
-           "latent": body[:, :64] * 6 - 40, "controls": body[:, 64:80]}
+           "latent": body[:, :64] * 6 - 40, "controls": body[:, :16]}
     exact = measure.over_time_detail(_Frames(0.0), NoiseProcess.same(), val, 4)
     controls = {"controls", "loudness_db", "onset_strength"}
     from_music = {name + measure.SAN_ON_REAL_MUSIC for name in controls}
@@ -151,6 +157,60 @@ def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
     assert all(frames_flicker[name]["change_ratio"] == pytest.approx(1.0) for name in from_music)  # SAN is not to blame
     san_flicker = measure.over_time_detail(_Frames(0.0, san_flicker=3.0), NoiseProcess.same(), val, 4)
     assert all(flickers(san_flicker[name]) for name in from_music)
+
+
+def _body_music(modes: list[int]) -> dict[str, np.ndarray]:
+    """Tracks of 30 s whose music (and controls) are the body's first dims, as `_Frames` makes them."""
+    track, mode = np.repeat(np.arange(len(modes)), 900), np.repeat(modes, 900)
+    cond = np.zeros((len(track), contract.CONDITIONING_DIM), np.float32)
+    cond[np.arange(len(track)), contract.MODE_SLICE.start + mode] = 1.0
+    cond[:, contract.DYNAMICS_SLICE] = NoiseProcess.same(rho=0.95, dim=contract.DYNAMICS_DIM).for_tracks({"track": track, "conditioning": cond}, seed=1)
+    body = cond[:, contract.DYNAMICS_SLICE]
+    return {"t": np.tile(np.arange(900) / 30.0, len(modes)), "track": track, "conditioning": cond,
+            "latent": body[:, :64] * 6 - 40, "controls": body[:, :16]}
+
+
+def test_the_glide_moves_every_band_alike_and_its_level_follows_the_apps_per_frame_rule():
+    rng = np.random.default_rng(0)
+    x = (np.linspace(-60, -10, 64) + 4 * rng.standard_normal((3, 200, 64))).astype(np.float32)
+    assert temporal.smooth_level(x, 1.0) is x
+    glided = temporal.smooth_level(x, 0.3)
+    assert glided.dtype == np.float32 and np.allclose((glided - x).std(-1), 0, atol=1e-4)  # the spectrum's shape is kept
+    level, s = temporal.level(x), np.empty((3, 200))
+    s[:, 0] = level[:, 0]
+    for t in range(1, 200):  # the manifest's `level_smoothing`, as Swift would write it
+        s[:, t] = 0.3 * level[:, t] + 0.7 * s[:, t - 1]
+    assert np.allclose(temporal.level(glided), s, atol=1e-3)
+    assert temporal.level_change_ratio(glided, x) < 0.5
+
+
+def test_the_fit_glides_the_level_of_a_mode_whose_frames_jump_louder_than_its_music():
+    """Every band jumping together with the noise: the mode whose music glides gets a level EMA, the other none."""
+    track, modes = np.repeat(np.arange(8), 900), np.repeat([0, 0, 0, 0, 2, 2, 2, 2], 900)
+    arrays = _arrays(track, modes)
+    truth = NoiseProcess((noise.ModeNoise(0.1, 1.0), noise.FRESH, noise.ModeNoise(0.1, 1.0), noise.FRESH, noise.FRESH))
+
+    def generate(rows, z):
+        return z * 2 - 40 + 8 * z[:, :1]
+
+    music = generate(None, truth.for_tracks(arrays, seed=7))
+    glided = NoiseProcess((noise.ModeNoise(0.1, 1.0, 0.3), *truth.modes[1:]))
+    arrays["latent"] = np.concatenate([glided.smooth(music[track == k], modes[track == k][0]) for k in range(8)])
+    process, scan = noise.fit(generate, arrays, windows=8)
+    assert process.modes[0].level_ema < 1.0 and process.modes[2].level_ema == 1.0
+    shipped = {r["mode"]: r for r in scan if r.get("shipped")}
+    unglided = next(r for r in scan if r["mode"] == "sky_garden" and r.get("level_ema") == 1.0)
+    assert unglided["level_change_ratio"] > 1.5 > 1.3 > shipped["sky_garden"]["level_change_ratio"]  # the jumps' level, then glided
+
+
+def test_gate_3s_frames_and_san_controls_are_played_with_each_modes_glide():
+    val = _body_music([0, 3])
+    jumping = NoiseProcess.same(jump=0.2, rho=1.0)
+    glided = NoiseProcess((noise.ModeNoise(0.2, 1.0, 0.3), *jumping.modes[1:]))  # sky garden only
+    before, after = (measure.over_time_detail(_Frames(0.0, together=12.0), p, val, 4) for p in (jumping, glided))
+    assert after["sky_garden"]["level_change_ratio"] < 0.6 * before["sky_garden"]["level_change_ratio"]
+    assert after["iridescent_beauty"] == before["iridescent_beauty"]
+    assert after["loudness_db"]["change_ratio"] < before["loudness_db"]["change_ratio"]  # SAN hears the glided frames
 
 
 def _music(modes: list[int], seed: int, shift: dict[int, float]) -> dict[str, np.ndarray]:
@@ -199,3 +259,12 @@ def test_over_time_without_a_training_window_that_long_reads_the_rest():
     rows = measure.over_time({}, short, val, UNIT_STATS, _axes(val), per_track=4)
     assert set(rows) == {"real vs real"} and np.isnan(rows["real vs real"]["frame_fd_training"])
     assert rows["real vs real"]["frame_fd"] > 0
+
+
+def test_each_window_is_played_after_the_frames_of_its_track_before_it_as_mid_session():
+    track = np.repeat([0, 1], 100)
+    ran = measure.with_run_in(np.array([[40, 41], [105, 106], [100, 101]]), track)
+    assert ran.shape == (3, measure.RUN_IN + 2)
+    assert list(ran[0]) == list(range(24, 42))  # 16 frames before, then the window
+    assert list(ran[1]) == [100] * 11 + list(range(100, 107))  # its track starts 5 frames before: its first frame, held
+    assert set(ran[2][:measure.RUN_IN]) == {100}  # a window at a track's start never reads the track before

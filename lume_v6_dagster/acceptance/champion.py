@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lume_v6_dagster import temporal
+from lume_v6_dagster import contract, temporal
 from lume_v6_dagster.acceptance import measure
 from lume_v6_dagster.acceptance.thresholds import Thresholds
 from lume_v6_dagster.checksums import sha256_file
@@ -124,15 +124,20 @@ def measure_v6(enc, gen, process: NoiseProcess, h: HeldOut) -> dict[str, float]:
     own = (torch.from_numpy(x_db) - flow.latent_mean) / flow.latent_std  # the loss in the model's own units, as in training
     rows = h.frames
     loss = float(validation_loss(enc, flow, torch.from_numpy(c[rows]), own[rows]))
-    used = np.union1d(rows, h.windows.ravel())
+    ran = measure.with_run_in(h.windows, h.arrays["track"])
+    used = np.union1d(rows, ran.ravel())
     noise = process.for_tracks(h.arrays, 0)
     pipe = measure.Pipeline(enc, gen, None)
     fake = np.zeros_like(h.latent)
-    fake[used] = (pipe.latents(c[used], noise[used]) - mean) / std
+    fake[used] = pipe.latents(c[used], noise[used])
+    played = (measure.played(fake[ran], process, contract.modes_of(c[h.windows[:, 0]])) - mean) / std  # as the app plays them
+    fake = (fake - mean) / std
     picked = measure.random_rows(len(c), MODE_FRAMES, 1)
     modes = measure.mode_conditioning(pipe, h.classify, c[picked], noise[picked])
     return {"val_loss": loss, "fd_1step": frechet_distance(fake[rows].astype(np.float64), h.latent[rows].astype(np.float64)),
-            "sequence_fd": measure.sequence_fd(fake, h.latent, h.windows, h.axes), "mode_accuracy": modes["accuracy"]}
+            "sequence_fd": measure.sequence_fd(played.reshape(h.windows.size, -1), h.latent[h.windows.ravel()],
+                                               np.arange(h.windows.size).reshape(h.windows.shape), h.axes),
+            "mode_accuracy": modes["accuracy"]}
 
 
 def regressions(challenger: dict[str, float], champion: dict[str, float], th: Thresholds) -> list[str]:

@@ -71,7 +71,8 @@ def over_time_section(rows: dict[str, dict], process) -> str:
     return "\n".join([
         f"{int(some['windows'])} windows of {measure.OVER_TIME_SECONDS:.0f} s of validation tracks, generated frame after frame at the "
         f"pair rate with each model's own noise process (V6, per mode: {process.describe()}; fitted on training tracks and shipped in "
-        "the manifest, see Listening; the V5 recipe: fresh noise every frame), against the real music of the same windows. Medians over the "
+        "the manifest, see Listening; the V5 recipe: fresh noise every frame) and the glide of the frames' level its mode ships with "
+        "(an EMA of the level, every band moved alike; 1: none), against the real music of the same windows. Medians over the "
         "64 bands: the frame-to-frame change as a ratio to the real music's, the same for the overall level (10 log10 of the summed "
         "band powers, which SAN's loudness follows), the autocorrelation at lag 1 and 8 frames (the real "
         f"music's in brackets), the spread over time as a ratio, the Frechet distance of the same frames one by one and of {measure.SEQUENCE_FRAMES}-frame "

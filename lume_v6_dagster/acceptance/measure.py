@@ -225,6 +225,22 @@ def sequence_fd_interval(fake: np.ndarray, real: np.ndarray, windows: np.ndarray
     return sequence_fd(fake, real, windows, axes), float(np.percentile(draws, 5)), float(np.percentile(draws, 95))
 
 
+RUN_IN = 16  # frames generated before each window so its level glide is in its steady state, as mid-session (0.7^16 < 0.4%)
+
+
+def with_run_in(windows: np.ndarray, track: np.ndarray) -> np.ndarray:
+    """(W, RUN_IN + K) rows: each window with the RUN_IN rows of its track before it (its track's first row
+    repeated where the track starts later: a glide from there, as from a session's start)."""
+    first = np.maximum.accumulate(np.where(np.r_[True, track[1:] != track[:-1]], np.arange(len(track)), 0))
+    before = np.maximum(windows[:, :1] - np.arange(RUN_IN, 0, -1), first[windows[:, :1]])
+    return np.concatenate([before, windows], axis=1)
+
+
+def played(latents: np.ndarray, process, modes: np.ndarray) -> np.ndarray:
+    """(W, K, bands) dB windows as the app plays them, from (W, RUN_IN + K, bands) generated with `with_run_in`."""
+    return process.smooth(latents, modes)[:, RUN_IN:]
+
+
 def _long_windows(val: dict[str, np.ndarray], per_track: int, rate_hz: float) -> np.ndarray:
     n_tracks = len(np.unique(val["track"]))
     return temporal.consecutive_windows(val["t"], val["track"], int(OVER_TIME_SECONDS * rate_hz), per_track * n_tracks)
@@ -236,7 +252,7 @@ SAN_ON_REAL_MUSIC = ".san_on_real_music"  # key suffix of the rows whose control
 
 def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_track: int,
                      rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
-    """The shipped frames of `over_time`'s windows (same noise) per mode, and SAN's controls made from them.
+    """The shipped frames of `over_time`'s windows (same noise and glide) per mode, and SAN's controls made from them.
 
     Keys: each validated mode (its latent bands against its real music), `controls` (medians over
     SAN's 16 against the real controls) and each of OVER_TIME_CONTROLS alone; then the same control
@@ -245,9 +261,11 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
     """
     long = _long_windows(val, per_track, rate_hz)
     cond = val["conditioning"][long.ravel()]
-    latent, controls = pipe.frames(cond, process.for_tracks(val, 0)[long.ravel()])
-    latent, controls = latent.reshape(*long.shape, -1), controls.reshape(*long.shape, -1)
     window_modes = contract.modes_of(val["conditioning"][long[:, 0]])
+    ran = with_run_in(long, val["track"])
+    made = pipe.latents(val["conditioning"][ran.ravel()], process.for_tracks(val, 0)[ran.ravel()]).reshape(*ran.shape, -1)
+    latent = played(made, process, window_modes)
+    controls = pipe.controls_of(latent.reshape(len(cond), -1), cond).reshape(*long.shape, -1)
     out = {contract.MODES[m]: {**temporal.compare_frames(latent[window_modes == m], val["latent"][long[window_modes == m]]),
                                "windows": int((window_modes == m).sum())} for m in np.unique(window_modes)}
     from_music = pipe.controls_of(val["latent"][long.ravel()], cond).reshape(*long.shape, -1)
@@ -284,7 +302,8 @@ def training_windows(train: dict[str, np.ndarray], val: dict[str, np.ndarray], l
 def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dict[str, np.ndarray],
               stats_latent: tuple[np.ndarray, np.ndarray], axes: np.ndarray, per_track: int,
               rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
-    """Per sampler (name -> encoder, generator, noise process, steps): `per_track` windows per validation track against the real music.
+    """Per sampler (name -> encoder, generator, noise process, steps): `per_track` windows per validation track against the real music,
+    each window drawn and glided by the sampler's process as the app plays it.
 
     Figures from `temporal.compare`, plus the sequence FD (K-frame windows, reduced to `axes`)
     with its 90% bootstrap interval and the per-frame FD of the same frames (normalised units);
@@ -304,15 +323,17 @@ def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dic
     replayed = (train["latent"] - mean) / std
     by_training = (frechet_distance(replayed[replay.ravel()].astype(np.float64), real[long.ravel()].astype(np.float64))
                    if len(replay) else float("nan"))  # no training track holds a window that long
+    window_modes = contract.modes_of(val["conditioning"][long[:, 0]])
+    own, ran = np.arange(long.size).reshape(long.shape), with_run_in(long, val["track"])  # `own`: each window's frames in `made`
     out = {}
     for name, (enc, gen, process, steps) in samplers.items():
         noise = process.for_tracks(val, 0)
-        fake = np.zeros_like(real)
-        fake[long.ravel()] = frames_db(enc, gen.flow, val["conditioning"][long.ravel()], noise[long.ravel()], steps)
-        figures = temporal.compare_frames(fake[long], val["latent"][long])
-        fake[long.ravel()] = (fake[long.ravel()] - mean) / std
-        fd, lo, hi = sequence_fd_interval(fake, real, short, axes)
-        frame_fd = frechet_distance(fake[long.ravel()].astype(np.float64), real[long.ravel()].astype(np.float64))
+        made = frames_db(enc, gen.flow, val["conditioning"][ran.ravel()], noise[ran.ravel()], steps).reshape(*ran.shape, -1)
+        made = played(made, process, window_modes)
+        figures = temporal.compare_frames(made, val["latent"][long])
+        heard = (made.reshape(long.size, -1) - mean) / std
+        fd, lo, hi = sequence_fd_interval(heard, real[long.ravel()], _short(own), axes)
+        frame_fd = frechet_distance(heard.astype(np.float64), real[long.ravel()].astype(np.float64))
         out[name] = {**figures, "sequence_fd": fd, "sequence_fd_lo": lo, "sequence_fd_hi": hi, "windows": len(long),
                      "frame_fd": frame_fd, "frame_fd_floor": floor, "frame_fd_training": by_training}
     reference = {"sequence_fd_lo": float("nan"), "sequence_fd_hi": float("nan"), "frame_fd_floor": floor, "frame_fd_training": by_training}

@@ -20,7 +20,7 @@ from lume_v6_dagster.dataset import DatasetSplit, build_split, load_arrays
 from lume_v6_dagster.pairs import pairs_violations
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore, TrainingHost
-from lume_v6_dagster.noise import SPREAD_FLOOR, ModeNoise, NoiseProcess
+from lume_v6_dagster.noise import SPREAD_FLOOR, NoiseProcess
 from lume_v6_dagster.training.flow_training import evaluation_pool, fit_noise, train_flow
 from lume_v6_dagster.training.profiles import get_profile
 from lume_v6_dagster.training.san_training import train_san
@@ -93,15 +93,22 @@ def run_dir(artifact_store: ArtifactStore, name: str, split: DatasetSplit, host:
 
 
 def _noise_table(scan: list[dict], process: NoiseProcess) -> dict:
-    """The noise fit's scan as Markdown metadata (nothing for a model that draws fresh noise)."""
+    """The noise fit's scans as Markdown metadata (nothing for a model that draws fresh noise)."""
     if not scan:
         return {}
     shipped = dict(zip(contract.MODES, process.modes))
     rows = [f"| {r['mode']} | {r['jump']} | {r['rho']} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | "
-            f"{r['spread_ratio']:.2f} | {r['mismatch']:.4f} | {'yes' if shipped[r['mode']] == ModeNoise(r['jump'], r['rho']) else ''} |" for r in scan]
+            f"{r['spread_ratio']:.2f} | {r['mismatch']:.4f} | {'yes' if (shipped[r['mode']].jump, shipped[r['mode']].rho) == (r['jump'], r['rho']) else ''} |"
+            for r in scan if "jump" in r]
+    glides = [f"| {r['mode']} | {r['level_ema']} | {r['level_change_ratio']:.2f} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | "
+              f"{r['spread_ratio']:.2f} | {r['mismatch']:.4f} | {'yes' if r['shipped'] else ''} |" for r in scan if "level_ema" in r]
     return {"noise_fit": dg.MetadataValue.md(
         f"Per mode, on training tracks, one-step frames against the real music (10-s windows); a spread below {SPREAD_FLOOR} is ruled out while any other is left:\n\n"
-        "| mode | jump | rho | change ratio | lag-1 (real) | spread ratio | mismatch | shipped |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))}
+        "| mode | jump | rho | change ratio | lag-1 (real) | spread ratio | mismatch | shipped |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+        + "\n\nThen, through each mode's shipped (jump, rho), the EMA of the frames' level with the least mismatch, the level's "
+        "squared log change ratio added:\n\n"
+        "| mode | level EMA | level change ratio | change ratio | lag-1 (real) | spread ratio | mismatch | shipped |\n|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(glides))}
 
 
 def _result(context, name: str, weights: Path, history: list[dict], metrics: dict, seconds: float, provenance: dict,
