@@ -30,15 +30,8 @@ class Pipeline:
         return self._latent(torch.from_numpy(conditioning), torch.from_numpy(noise)).numpy()
 
     @torch.no_grad()
-    def frames(self, conditioning: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """dB latents of many frames at once, and the controls SAN makes of them (what the AudioEngine receives)."""
-        c = torch.from_numpy(np.ascontiguousarray(conditioning))
-        latent = self._latent(c, torch.from_numpy(noise))
-        return latent.numpy(), self.san(latent, c[:, contract.DYNAMICS_SLICE]).numpy()
-
-    @torch.no_grad()
     def controls_of(self, latent: np.ndarray, conditioning: np.ndarray) -> np.ndarray:
-        """The controls SAN makes of given dB latents (the real music's, say) and the same body."""
+        """The controls SAN makes of given dB latents (generated or the real music's) and the same body."""
         c = torch.from_numpy(np.ascontiguousarray(conditioning))
         return self.san(torch.from_numpy(np.ascontiguousarray(latent, dtype=np.float32)), c[:, contract.DYNAMICS_SLICE]).numpy()
 
@@ -263,9 +256,9 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
     cond = val["conditioning"][long.ravel()]
     window_modes = contract.modes_of(val["conditioning"][long[:, 0]])
     ran = with_run_in(long, val["track"])
-    made = pipe.latents(val["conditioning"][ran.ravel()], process.for_tracks(val, 0)[ran.ravel()]).reshape(*ran.shape, -1)
-    latent = played(made, process, window_modes)
-    controls = pipe.controls_of(latent.reshape(len(cond), -1), cond).reshape(*long.shape, -1)
+    generated = pipe.latents(val["conditioning"][ran.ravel()], process.for_tracks(val, 0)[ran.ravel()]).reshape(*ran.shape, -1)
+    latent = played(generated, process, window_modes)
+    controls = pipe.controls_of(latent.reshape(len(cond), -1), cond).reshape(*long.shape, -1)  # what the AudioEngine receives
     out = {contract.MODES[m]: {**temporal.compare_frames(latent[window_modes == m], val["latent"][long[window_modes == m]]),
                                "windows": int((window_modes == m).sum())} for m in np.unique(window_modes)}
     from_music = pipe.controls_of(val["latent"][long.ravel()], cond).reshape(*long.shape, -1)
