@@ -33,8 +33,9 @@ RHO_GRID = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 1.0)  # 1: held still between jumps
 FIT_SECONDS = 10.0  # windows of consecutive frames each mode's process is fitted on
 # Gate 3's bound on the spread over time: a process may not buy slow frames with frames that no longer vary.
 SPREAD_FLOOR = 0.8
-# Weight of the newest frame in the level's EMA; 0.3 still follows a dancer's accent within 0.1 s at 30 Hz.
-LEVEL_EMA_GRID = (1.0, 0.7, 0.5, 0.3)
+# Weight of the newest frame in the level's EMA. 0.3 still follows a dancer's accent within 0.1 s at 30 Hz;
+# 0.2 and 0.1 (a third of a second) are for music whose level moves as slowly as a pad's: the fit picks them only there.
+LEVEL_EMA_GRID = (1.0, 0.7, 0.5, 0.3, 0.2, 0.1)
 KIND = "held-ar1"
 UPDATE = ("per frame, u ~ U(0, 1) and e ~ N(0, I): z[t] = e if u < jump, else rho * z[t-1] + sqrt(1 - rho^2) * e; "
           "z[0] = e; jump and rho of the session's mode")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lume_v6_dagster import contract, noise, temporal
-from lume_v6_dagster.acceptance import measure
+from lume_v6_dagster.acceptance import evaluate, measure
 from lume_v6_dagster.noise import NoiseProcess
 
 
@@ -157,6 +157,13 @@ def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
     assert all(frames_flicker[name]["change_ratio"] == pytest.approx(1.0) for name in from_music)  # SAN is not to blame
     san_flicker = measure.over_time_detail(_Frames(0.0, san_flicker=3.0), NoiseProcess.same(), val, 4)
     assert all(flickers(san_flicker[name]) for name in from_music)
+    for mode in ("sky_garden", "iridescent_beauty"):  # which mode's loudness flickers, and whose fault
+        assert exact[mode]["san_loudness_change_ratio"] == pytest.approx(1.0)
+        assert frames_flicker[mode]["san_loudness_change_ratio"] > 2 and san_flicker[mode]["san_loudness_change_ratio"] > 2
+        assert san_flicker[mode]["level_change_ratio"] == pytest.approx(1.0)
+    row = next(line for line in evaluate.over_time_detail_section(frames_flicker).splitlines() if line.startswith("| sky_garden |"))
+    sky = frames_flicker["sky_garden"]
+    assert row.endswith(f"| {sky['level_change_ratio']:.2f} | {sky['san_loudness_change_ratio']:.2f} |")
 
 
 def _body_music(modes: list[int]) -> dict[str, np.ndarray]:
@@ -203,6 +210,17 @@ def test_the_fit_glides_the_level_of_a_mode_whose_frames_jump_louder_than_its_mu
     assert unglided["level_change_ratio"] > 1.5 > 1.3 > shipped["sky_garden"]["level_change_ratio"]  # the jumps' level, then glided
 
 
+@pytest.mark.parametrize("music_ema", [0.5, 0.3, 0.1])
+def test_the_glide_chosen_matches_a_music_whose_level_moves_as_slowly_as_a_pads(music_ema):
+    """Frames whose level jumps with the noise, against music that is the same frames glided: the fit's glide
+    brings the level's change to the music's, down to a third of a second's glide (Sky Garden on real music)."""
+    jumps = NoiseProcess.same(jump=0.1, rho=1.0).sample(8 * 300, seed=3, mode=0).reshape(8, 300, -1)
+    frames = np.linspace(-60, -10, 64) + 2 * jumps + 8 * jumps[..., :1]
+    rows = noise._glide("sky_garden", frames, temporal.smooth_level(frames, music_ema))
+    shipped = next(r for r in rows if r["shipped"])
+    assert shipped["level_ema"] == music_ema and shipped["level_change_ratio"] == pytest.approx(1.0)
+
+
 def test_gate_3s_frames_and_san_controls_are_played_with_each_modes_glide():
     val = _body_music([0, 3])
     jumping = NoiseProcess.same(jump=0.2, rho=1.0)
@@ -211,6 +229,7 @@ def test_gate_3s_frames_and_san_controls_are_played_with_each_modes_glide():
     assert after["sky_garden"]["level_change_ratio"] < 0.6 * before["sky_garden"]["level_change_ratio"]
     assert after["iridescent_beauty"] == before["iridescent_beauty"]
     assert after["loudness_db"]["change_ratio"] < before["loudness_db"]["change_ratio"]  # SAN hears the glided frames
+    assert after["sky_garden"]["san_loudness_change_ratio"] < before["sky_garden"]["san_loudness_change_ratio"]
 
 
 def _music(modes: list[int], seed: int, shift: dict[int, float]) -> dict[str, np.ndarray]:

@@ -247,10 +247,10 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
                      rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
     """The shipped frames of `over_time`'s windows (same noise and glide) per mode, and SAN's controls made from them.
 
-    Keys: each validated mode (its latent bands against its real music), `controls` (medians over
-    SAN's 16 against the real controls) and each of OVER_TIME_CONTROLS alone; then the same control
-    rows with SAN_ON_REAL_MUSIC: SAN fed the real latents of the windows, so a controls gap reads as
-    SAN's own (there too) or the generated frames' (only above). Each row says how many windows it read.
+    Keys: each validated mode (`_mode_row`), `controls` (medians over SAN's 16 against the real
+    controls) and each of OVER_TIME_CONTROLS alone; then the same control rows with SAN_ON_REAL_MUSIC:
+    SAN fed the real latents of the windows, so a controls gap reads as SAN's own (there too) or the
+    generated frames' (only above). Each row says how many windows it read.
     """
     long = _long_windows(val, per_track, rate_hz)
     cond = val["conditioning"][long.ravel()]
@@ -259,12 +259,21 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
     generated = pipe.latents(val["conditioning"][ran.ravel()], process.for_tracks(val, 0)[ran.ravel()]).reshape(*ran.shape, -1)
     latent = played(generated, process, window_modes)
     controls = pipe.controls_of(latent.reshape(len(cond), -1), cond).reshape(*long.shape, -1)  # what the AudioEngine receives
-    out = {contract.MODES[m]: {**temporal.compare_frames(latent[window_modes == m], val["latent"][long[window_modes == m]]),
-                               "windows": int((window_modes == m).sum())} for m in np.unique(window_modes)}
+    out = {}
+    for m in np.unique(window_modes):
+        w = window_modes == m
+        out[contract.MODES[m]] = _mode_row(latent[w], controls[w], val["latent"][long[w]], val["controls"][long[w]])
     from_music = pipe.controls_of(val["latent"][long.ravel()], cond).reshape(*long.shape, -1)
     for suffix, made in (("", controls), (SAN_ON_REAL_MUSIC, from_music)):
         out.update(_control_rows(made, val["controls"][long], suffix))
     return out
+
+
+def _mode_row(latent: np.ndarray, controls: np.ndarray, real_latent: np.ndarray, real_controls: np.ndarray) -> dict[str, float]:
+    """One mode's played windows against its real music, with SAN's loudness made of them: which mode's loudness flickers."""
+    i = contract.CONTROL_NAMES.index("loudness_db")
+    loudness = temporal.compare(controls[..., i:i + 1], real_controls[..., i:i + 1])["change_ratio"]
+    return {**temporal.compare_frames(latent, real_latent), "san_loudness_change_ratio": loudness, "windows": len(latent)}
 
 
 def _control_rows(made: np.ndarray, real: np.ndarray, suffix: str) -> dict[str, dict[str, float]]:
