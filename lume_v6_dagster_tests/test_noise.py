@@ -281,9 +281,11 @@ def test_over_time_without_a_training_window_that_long_reads_the_rest():
 
 
 def test_each_window_is_played_after_the_frames_of_its_track_before_it_as_mid_session():
-    track = np.repeat([0, 1], 100)
-    ran = measure.with_run_in(np.array([[40, 41], [105, 106], [100, 101]]), track)
-    assert ran.shape == (3, measure.RUN_IN + 2)
-    assert list(ran[0]) == list(range(24, 42))  # 16 frames before, then the window
-    assert list(ran[1]) == [100] * 11 + list(range(100, 107))  # its track starts 5 frames before: its first frame, held
-    assert set(ran[2][:measure.RUN_IN]) == {100}  # a window at a track's start never reads the track before
+    n = measure.RUN_IN
+    assert (1 - min(noise.LEVEL_EMA_GRID)) ** n < measure.SETTLED  # even the slowest glide has settled when a window starts
+    track = np.repeat([0, 1], 200)
+    ran = measure.with_run_in(np.array([[150, 151], [205, 206], [200, 201]]), track)
+    assert ran.shape == (3, n + 2)
+    assert list(ran[0]) == list(range(150 - n, 152))  # RUN_IN frames before, then the window
+    assert list(ran[1]) == [200] * (n - 5) + list(range(200, 207))  # its track starts 5 frames before: its first frame, held
+    assert set(ran[2][:n]) == {200}  # a window at a track's start never reads the track before

@@ -1,5 +1,6 @@
 """Measurements of trained models on validation tracks: mode recovery, 128-D use, frames over time, latency."""
 
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lume_v6_dagster import contract, temporal
+from lume_v6_dagster import contract, noise, temporal
 from lume_v6_dagster.models.flow import frames_db
 from lume_v6_dagster.training.metrics import frechet_distance
 
@@ -218,7 +219,9 @@ def sequence_fd_interval(fake: np.ndarray, real: np.ndarray, windows: np.ndarray
     return sequence_fd(fake, real, windows, axes), float(np.percentile(draws, 5)), float(np.percentile(draws, 95))
 
 
-RUN_IN = 16  # frames generated before each window so its level glide is in its steady state, as mid-session (0.7^16 < 0.4%)
+SETTLED = 0.004  # weight the glide's start may keep when a window begins
+# Frames generated before each window, so even the slowest level glide is in its steady state, as mid-session: 53 for EMA 0.1.
+RUN_IN = math.ceil(math.log(SETTLED) / math.log(1 - min(noise.LEVEL_EMA_GRID)))
 
 
 def with_run_in(windows: np.ndarray, track: np.ndarray) -> np.ndarray:
