@@ -1,8 +1,11 @@
-"""The version of the code that shapes a model: a digest of the source files it is built from.
+"""The versions of the code that shapes a model, and of the code that judges it: digests of their source files.
 
-It names a model's run folder and travels in its provenance, the report and the manifest, so
-a change to the models, the training loop or loss, the pairs, the dataset or the contract
-trains afresh instead of resuming old weights, and a release refuses models another code made.
+The model code version names a model's run folder and travels in its provenance, the report
+and the manifest, so a change to the models, the training loop or loss, the pairs, the dataset
+or the contract trains afresh instead of resuming old weights, and a release refuses models
+another code made. The judging code version (the model code, the measurements and gates, the
+export and the previews) travels in the report and the manifest, so a change to how V6 is
+judged judges the same models again instead of shipping a verdict older code gave.
 """
 
 import functools
@@ -11,21 +14,22 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 SHAPING = ("contract.py", "pairs.py", "dataset.py", "noise.py", "temporal.py", "models", "training")  # what a model is made of
+JUDGING = SHAPING + ("acceptance", "export", "listening.py", "trained_models.py")  # what a verdict is made by
 
 
-def sources(root: Path = PACKAGE) -> list[Path]:
-    """The shaping source files under `root`, in a fixed order."""
+def sources(root: Path = PACKAGE, names: tuple[str, ...] = SHAPING) -> list[Path]:
+    """The source files of `names` under `root`, in a fixed order."""
     found = []
-    for name in SHAPING:
+    for name in names:
         path = Path(root) / name
         found += sorted(path.rglob("*.py")) if path.is_dir() else [path]
     return found
 
 
-def digest(root: Path = PACKAGE) -> str:
-    """12 hex digits of sha256 over each shaping file's path and bytes."""
+def digest(root: Path = PACKAGE, names: tuple[str, ...] = SHAPING) -> str:
+    """12 hex digits of sha256 over the path and bytes of each source file of `names`."""
     h = hashlib.sha256()
-    for path in sources(root):
+    for path in sources(root, names):
         h.update(f"{path.relative_to(root).as_posix()}\0".encode() + path.read_bytes() + b"\0")
     return h.hexdigest()[:12]
 
@@ -36,5 +40,11 @@ def model_code_version() -> str:
     return digest()
 
 
-if __name__ == "__main__":  # python -m lume_v6_dagster.code_version: the version this checkout trains with
-    print(model_code_version())
+@functools.cache
+def judging_code_version() -> str:
+    """The version of the code a verdict is made by, read once like `model_code_version`."""
+    return digest(names=JUDGING)
+
+
+if __name__ == "__main__":  # python -m lume_v6_dagster.code_version: the versions this checkout trains and judges with
+    print(f"model code {model_code_version()}, judging code {judging_code_version()}")

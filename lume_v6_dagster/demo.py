@@ -65,6 +65,9 @@ def run(n_tracks: int, minutes: float | None, profile: str, seed: int, echo=prin
         echo(f"training reused: {decision.skip_message}")
         if _newer(instance, "dataset_split", "acceptance_report"):
             ran.append(_execute("release", instance, echo, {}, through_executor=through_executor))
+    elif decision.asset_selection:  # the same models, judged again by this judging code
+        ran.append(_execute("release", instance, echo, decision.tags, f"release: {decision.tags['lume/trigger']} ...",
+                            through_executor=through_executor))
     else:  # a process per step unless serial: the models train side by side
         ran.append(_execute("train", instance, echo, decision.tags, f"training + release ({profile} profile) ...",
                             through_executor or not serial, steps))

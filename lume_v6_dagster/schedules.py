@@ -1,4 +1,5 @@
-"""The overnight training schedule: 01:00 local, when new data landed, the model code changed or the last training did not finish."""
+"""The overnight training schedule: 01:00 local, when new data landed, the model code changed or the last training did not finish;
+the release steps alone when only the judging code changed (the same models, judged again)."""
 
 import os
 from datetime import datetime, timezone
@@ -7,12 +8,15 @@ from pathlib import Path
 import dagster as dg
 
 from lume_v6_dagster import code_version
+from lume_v6_dagster.assets import release
 from lume_v6_dagster.jobs import train_job
 
 DEFAULT_CRON = "0 1 * * *"
 MAX_ATTEMPTS = 3  # failed training runs on the same data before the schedule stops retrying
 TRAINED = ("san_v6", "encoder_flow_v6", "v5_baseline", "release_bundle")  # a finished training has all of these
 MODELS = TRAINED[:3]  # each records the model code that made it
+RELEASE_STEPS = [a.key for a in (release.coreml_packages, release.smoke_test, release.listening_previews, release.acceptance_report,
+                                  release.release_bundle)]
 ACTIVE = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
 
 
@@ -47,19 +51,31 @@ def _pending_reason(instance: dg.DagsterInstance, pairs) -> str | None:
     return None
 
 
-def _recorded_code(instance: dg.DagsterInstance, key: str) -> str | None:
+def _recorded_code(instance: dg.DagsterInstance, key: str, field: str = "code_version") -> str | None:
     meta = _latest(instance, key).asset_materialization.metadata
-    return meta["code_version"].value if "code_version" in meta else None
+    return meta[field].value if field in meta else None
+
+
+def _rejudge_reason(instance: dg.DagsterInstance) -> str | None:
+    """Why the trained models should be judged again: the last verdict was given by another version of the judging code."""
+    if _latest(instance, "acceptance_report") is None:
+        return None
+    judged_by, now = _recorded_code(instance, "acceptance_report", "judging_code_version"), code_version.judging_code_version()
+    return None if judged_by == now else f"judging code changed: the acceptance report was judged by {judged_by}, this checkout is {now}"
 
 
 def training_decision(instance: dg.DagsterInstance) -> dg.RunRequest | dg.SkipReason:
-    """Train on new data, or retry an unfinished training, at most MAX_ATTEMPTS failures per data."""
+    """Train on new data, or retry an unfinished training, or judge the same models again (the release steps alone),
+    at most MAX_ATTEMPTS failures per data."""
     pairs = _latest(instance, "track_pairs")
     if pairs is None:
         return dg.SkipReason("no validated track yet: nothing to train on")
-    reason = _pending_reason(instance, pairs)
+    reason, steps = _pending_reason(instance, pairs), None
+    if reason is None and (reason := _rejudge_reason(instance)):
+        steps = RELEASE_STEPS
     if reason is None:
-        return dg.SkipReason("no new validated track since the last training, and it finished (models and bundle up to date)")
+        return dg.SkipReason("no new validated track since the last training, and it finished (models and bundle up to date, "
+                             "judged by this judging code)")
     runs = instance.get_run_records(dg.RunsFilter(job_name=train_job.name, created_after=datetime.fromtimestamp(pairs.timestamp, timezone.utc)))
     if active := [r.dagster_run for r in runs if r.dagster_run.status in ACTIVE]:
         return dg.SkipReason(f"{reason}; training run {active[0].run_id[:8]} is still {active[0].status.value}")
@@ -67,7 +83,7 @@ def training_decision(instance: dg.DagsterInstance) -> dg.RunRequest | dg.SkipRe
     if len(failed) >= MAX_ATTEMPTS:
         return dg.SkipReason(f"{reason}; but training failed {len(failed)} times on this data (latest: run {failed[0].run_id[:8]}): "
                              "fix the cause, then launch `train` by hand")
-    return dg.RunRequest(tags={"lume/trigger": reason, "lume/attempt": f"{len(failed) + 1} of {MAX_ATTEMPTS}"})
+    return dg.RunRequest(tags={"lume/trigger": reason, "lume/attempt": f"{len(failed) + 1} of {MAX_ATTEMPTS}"}, asset_selection=steps)
 
 
 @dg.schedule(cron_schedule=os.environ.get("LUME_SCHEDULE_CRON", DEFAULT_CRON), job=train_job,

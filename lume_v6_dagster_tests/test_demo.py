@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from lume_v6_dagster import capacity, contract, runs
+from lume_v6_dagster import capacity, code_version, contract, runs
 from lume_v6_dagster.assets import training
 from lume_v6_dagster.resources import ArtifactStore, TrainingHost
 from lume_v6_dagster_tests.conftest import overlapping
@@ -70,6 +70,27 @@ def test_demo_runs_the_chain_and_a_second_run_reuses_it(demo):
     assert second.output.strip().splitlines()[-1] == last
 
 
+def test_a_change_to_the_gates_judges_the_same_models_again(demo, monkeypatch):
+    """The demo said "training reused" and printed the verdict older gates gave."""
+    tmp, first = demo
+    monkeypatch.setattr(code_version, "judging_code_version", lambda: "1udge1udge00")
+    again = CliRunner().invoke(main, ["demo", "--tracks", "10", "--profile", "tiny"])
+    assert again.exit_code == 0, again.output
+    assert "release: judging code changed" in again.output and "this checkout is 1udge1udge00" in again.output
+    assert "training + release" not in again.output
+    report = Path(again.output.strip().splitlines()[-1])
+    assert report != Path(first.output.strip().splitlines()[-1])
+    assert json.loads((report.parent / "gates.json").read_text())["provenance"]["judging code"] == "1udge1udge00"
+    with dg.DagsterInstance.get() as instance:
+        for model in TRAINING:  # the same models: none trained again
+            assert instance.get_latest_materialization_event(dg.AssetKey(model)).run_id == runs_of(instance, "train")[0]
+    assert "training reused" in CliRunner().invoke(main, ["demo", "--tracks", "10", "--profile", "tiny"]).output  # judged by it now
+
+
+def runs_of(instance, job: str) -> list[str]:
+    return [r.dagster_run.run_id for r in instance.get_run_records(dg.RunsFilter(job_name=job))]
+
+
 def test_tracks_ingest_and_models_train_side_by_side_with_the_weights_of_a_serial_run(demo, tmp_path):
     """The pools the demo sized let two tracks, then the three models, run at once; each model in a
     process of its own has exactly the weights one process training them in turn gives."""
@@ -102,7 +123,8 @@ def test_report_has_the_listening_section_with_clips_of_the_requested_length(dem
     tmp, first = demo
     report = Path(first.output.strip().splitlines()[-1])
     page = html.unescape(report.read_text())
-    run_id = runs.reports(dg.DagsterInstance.get())[0].run_id
+    run_id = report.parent.name  # reports/<run id>/report.html
+    assert run_id in {r.run_id for r in runs.reports(dg.DagsterInstance.get())}
     assert "<h2>Listening</h2>" in page and f'lume-v6 signoff --by "Your Name" --report {run_id} sky_garden=pass' in page
     previews = json.loads((report.parent / "listening" / "previews.json").read_text())
     assert previews["seconds"] == get_profile("tiny").preview_seconds  # the profile's length: 2 s, where a listener gets 20
@@ -134,7 +156,7 @@ def test_inference_gates_read_the_profiles_frames_from_every_validation_track(de
     ([*LISTENED[:4], "disco=pass"], "'disco' is not one of"),
     (LISTENED[:4], "missing: aurora_veil"),
     ([*LISTENED[:4], "aurora_veil=ok"], "must be pass or fail"),
-    (["--report", "no-such-run", *LISTENED], "matches 0 of the 1 newest reports"),
+    (["--report", "no-such-run", *LISTENED], "'no-such-run' matches 0 of the"),
 ])
 def test_bad_sign_off_is_refused_and_writes_nothing(demo, args, message):
     tmp, _ = demo

@@ -301,7 +301,7 @@ def acceptance_report(context: dg.AssetExecutionContext, config: JudgeConfig, ar
     v6 = trained.records["encoder_flow_v6"]
     provenance = {"run_id": context.run.run_id, "dataset_fingerprint": trained.split.fingerprint, "profile": v6["profile"],
                   "seed": v6["seed"], "train_tracks": len(trained.split.train), "val_tracks": ", ".join(trained.split.val),
-                  "model code": v6["code_version"], "V5 fallback (ships)": fallback["source"],
+                  "model code": v6["code_version"], "judging code": code_version.judging_code_version(), "V5 fallback (ships)": fallback["source"],
                   **{f"determinism ({name})": r["determinism"] for name, r in trained.records.items()},
                   **{f"trained on ({name})": f"{r['worker']} (host {r['host']})" for name, r in trained.records.items()},
                   }
@@ -328,12 +328,22 @@ def acceptance_report(context: dg.AssetExecutionContext, config: JudgeConfig, ar
     return dg.MaterializeResult(metadata={**where_it_ran(),
         "status": status, "useV6Models": use_v6, "gates": dg.MetadataValue.md(gates_mod.table(result.gates)),
         "champion": f"{result.comparison.state}: {result.comparison.reason}",
-        "dataset_fingerprint": trained.split.fingerprint, "packages_folder": dg.MetadataValue.path(packages["folder"]),
+        "dataset_fingerprint": trained.split.fingerprint, "judging_code_version": provenance["judging code"],
+        "packages_folder": dg.MetadataValue.path(packages["folder"]),
         "packages_sha256": dg.MetadataValue.json(packages["packages_sha256"]), "gates_json": dg.MetadataValue.path(str(out / "gates.json")),
         "report_html": dg.MetadataValue.path(str(result.page)),
         "plots": dg.MetadataValue.md("\n\n".join(f"**{title}**\n\n{plots.markdown_image(path, title)}" for title, path in result.figures.items())),
         **{k.replace(".", "_"): result.metrics[k] for k in CHARTED},  # plain numbers: the UI charts them across runs
     })
+
+
+def _judged_by_this_code(gates: dict, verdict: dict) -> str:
+    """The judging code version of the verdict, refused unless it is this checkout's: a verdict older gates gave is not shipped."""
+    judged_by, now = gates["provenance"].get("judging code"), code_version.judging_code_version()
+    if judged_by != now:
+        raise dg.Failure(f"the acceptance report (run {verdict['run_id'][:8]}) was judged by judging code {judged_by}, and this code is "
+                         f"{now}: materialize acceptance_report with this code first (the `release` or `judge` job)")
+    return now
 
 
 def _unchanged(folder: Path, judged: dict[str, str], what: str, verdict: dict) -> None:
@@ -349,10 +359,12 @@ def release_bundle(context: dg.AssetExecutionContext, artifact_store: ArtifactSt
     """V6 packages + V5 fallback + manifest.json, in a new folder per run (never overwritten).
 
     It ships exactly what the acceptance report judged: the packages folder, models and fallback
-    the report recorded, each package re-digested and refused if it changed since.
+    the report recorded, each package re-digested and refused if it changed since, and only a
+    verdict this checkout's judging code gave.
     """
     verdict = recorded(context, "acceptance_report")
     gates = json.loads(Path(verdict["gates_json"]).read_text())
+    judged_by = _judged_by_this_code(gates, verdict)
     folder, fallback, models = Path(gates["packages_folder"]), gates["v5_fallback"], gates["models"]
     v6_sha256 = {n: d for n, d in gates["packages_sha256"].items() if n in contract.PACKAGES}
     _unchanged(folder, v6_sha256, "the V6 packages", verdict)
@@ -365,7 +377,7 @@ def release_bundle(context: dg.AssetExecutionContext, artifact_store: ArtifactSt
                 "packages_sha256": v6_sha256,
                 "models": {name: {k: r.get(k) for k in ("run_id", "run_dir", "weights_sha256", "profile", "seed", "device", "threads", "code_version")}
                            for name, r in models.items()},
-                "code_version": models["encoder_flow_v6"]["code_version"],
+                "code_version": models["encoder_flow_v6"]["code_version"], "judging_code_version": judged_by,
                 "noise_process": {"FlowGenerator1StepV6": models["encoder_flow_v6"]["noise_process"],
                                   "per_frame": "draw z[t] once per frame at rate_hz by its `update`, with the jump and rho of the session's mode, "
                                                "from z[0] ~ N(0, I) at the session's start, and feed it as FlowGenerator1StepV6's `noise`"},

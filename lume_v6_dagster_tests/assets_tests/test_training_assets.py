@@ -193,6 +193,16 @@ def test_a_change_to_the_model_code_trains_afresh_and_the_old_models_are_refused
     assert materialize(trained, [training.encoder_flow_v6]).success  # the old folder: resumed, not retrained
 
 
+def test_a_verdict_another_judging_code_gave_is_not_shipped(trained, monkeypatch):
+    """A change to the gates left the old verdict on disk, and the bundle shipped it as if this code had judged."""
+    judged_by = meta(trained[2], "acceptance_report")["judging_code_version"]
+    manifest = json.loads((Path(meta(trained[2], "release_bundle")["bundle"]) / "manifest.json").read_text())
+    assert judged_by == manifest["judging_code_version"] == code_version.judging_code_version()
+    monkeypatch.setattr(code_version, "judging_code_version", lambda: "1udge1udge00")
+    stale = materialize(trained, [release.release_bundle])
+    assert not stale.success and f"judged by judging code {judged_by}, and this code is 1udge1udge00" in failure(stale)
+
+
 def test_a_release_takes_one_coherent_set_of_models(trained):
     """encoder_flow_v6 re-trained alone with another seed: the export refuses the mixed set, naming it."""
     alone = materialize(trained, [training.encoder_flow_v6], training_host=TrainingHost(profile="tiny", seed=1, threads=1))

@@ -4,7 +4,7 @@ import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
 
 from lume_v6_dagster import code_version
-from lume_v6_dagster.schedules import MAX_ATTEMPTS, MODELS, TRAINED, overnight_training
+from lume_v6_dagster.schedules import MAX_ATTEMPTS, MODELS, RELEASE_STEPS, TRAINED, overnight_training
 
 
 def evaluate(instance):
@@ -50,6 +50,23 @@ def test_models_another_model_code_made_are_retrained_on_the_same_data():
         assert code_version.model_code_version() in request.tags["lume/trigger"]
         for key in TRAINED:
             materialize_event(instance, key, metadata={"code_version": code_version.model_code_version()} if key in MODELS else None)
+        assert isinstance(evaluate(instance), dg.SkipReason)
+
+
+def test_a_verdict_another_judging_code_gave_is_judged_again_without_retraining():
+    """A change to the gates left the old report standing: `make demo` and the nightly run said "up to date"."""
+    with dg.instance_for_test() as instance:
+        materialize_event(instance, "track_pairs", "s01-sky-garden")
+        materialize_event(instance, "dataset_split")
+        for key in TRAINED:
+            materialize_event(instance, key, metadata={"code_version": code_version.model_code_version()} if key in MODELS else None)
+        materialize_event(instance, "acceptance_report", metadata={"judging_code_version": "0d1ad0fceb27"})
+        request = evaluate(instance)
+        assert isinstance(request, dg.RunRequest) and request.asset_selection == RELEASE_STEPS
+        assert not {dg.AssetKey(k) for k in MODELS} & set(request.asset_selection)
+        assert request.tags["lume/trigger"] == ("judging code changed: the acceptance report was judged by 0d1ad0fceb27, "
+                                                f"this checkout is {code_version.judging_code_version()}")
+        materialize_event(instance, "acceptance_report", metadata={"judging_code_version": code_version.judging_code_version()})
         assert isinstance(evaluate(instance), dg.SkipReason)
 
 
