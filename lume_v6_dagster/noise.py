@@ -15,7 +15,11 @@ Each jump redraws the frame's overall level (the summed band power SAN's loudnes
 a wide spread, where real music glides: on the demo the level changed 1.64 x the music's, on real
 music 2.3 x. So the app also glides the level of the frames it generates (`level_ema` per mode,
 fitted after (jump, rho) on the same windows): every band of a frame moves by the same dB, so
-the spectrum's shape is the generator's and only its loudness is smoothed.
+the spectrum's shape is the generator's and only its loudness is smoothed. An EMA of a level in
+dB follows its mean, and where the level dips deep (a pad between notes) the mean lies well below
+the typical level: on real music Sky Garden played 5 dB quieter at the median than the generator
+made it, with more near-silent frames. The glide's shift of the median level, measured on the same
+windows, is added back (`level_offset`).
 """
 
 from __future__ import annotations
@@ -40,18 +44,19 @@ KIND = "held-ar1"
 UPDATE = ("per frame, u ~ U(0, 1) and e ~ N(0, I): z[t] = e if u < jump, else rho * z[t-1] + sqrt(1 - rho^2) * e; "
           "z[0] = e; jump and rho of the session's mode")
 LEVEL_SMOOTHING = ("per generated frame x (dB per band): L[t] = 10 log10(sum of 10^(x/10) over bands); "
-                   "s[t] = level_ema * L[t] + (1 - level_ema) * s[t-1], s[0] = L[0]; x += s[t] - L[t] on every band, "
-                   "before SAN and the AudioEngine; level_ema of the session's mode (1: unchanged)")
+                   "s[t] = level_ema * L[t] + (1 - level_ema) * s[t-1], s[0] = L[0]; x += s[t] + level_offset_db - L[t] on every band, "
+                   "before SAN and the AudioEngine; level_ema and level_offset_db of the session's mode (1 and 0: unchanged)")
 
 
 @dataclass(frozen=True)
 class ModeNoise:
     """One mode's process: a fresh draw with probability `jump` per frame, else an AR(1) step of `rho`; the frames'
-    level then glides with an EMA of weight `level_ema` (`LEVEL_SMOOTHING`)."""
+    level then glides with an EMA of weight `level_ema`, raised by `level_offset` dB (`LEVEL_SMOOTHING`)."""
 
     jump: float
     rho: float
     level_ema: float = 1.0
+    level_offset: float = 0.0  # the glide's own shift of the typical level, undone (0 without a glide)
 
 
 FRESH = ModeNoise(0.0, 0.0)  # new noise every frame: the V5 recipe, and every model before a process shipped
@@ -92,21 +97,23 @@ class NoiseProcess:
         modes = np.broadcast_to(modes, frames.shape[:-2])
         out = frames.copy()
         for m in np.unique(modes):
-            out[modes == m] = temporal.smooth_level(frames[modes == m], self.modes[m].level_ema)
+            out[modes == m] = temporal.smooth_level(frames[modes == m], self.modes[m].level_ema, self.modes[m].level_offset)
         return out
 
     def describe(self) -> str:
-        return "; ".join(f"{name} jump {m.jump:g}, rho {m.rho:g}, level EMA {m.level_ema:g}" for name, m in zip(contract.MODES, self.modes))
+        return "; ".join(f"{name} jump {m.jump:g}, rho {m.rho:g}, level EMA {m.level_ema:g}" + (f" {m.level_offset:+g} dB" if m.level_offset else "")
+                         for name, m in zip(contract.MODES, self.modes))
 
     def as_dict(self) -> dict:
         return {"kind": KIND, "dim": self.dim, "rate_hz": self.rate_hz, "marginal": "N(0, I)", "update": UPDATE,
                 "level_smoothing": LEVEL_SMOOTHING,
-                "modes": {name: {"jump": m.jump, "rho": m.rho, "level_ema": m.level_ema} for name, m in zip(contract.MODES, self.modes)}}
+                "modes": {name: {"jump": m.jump, "rho": m.rho, "level_ema": m.level_ema, "level_offset_db": m.level_offset}
+                          for name, m in zip(contract.MODES, self.modes)}}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "NoiseProcess":
         """The recorded process; none recorded means fresh noise every frame, "ar1" one correlation for every mode,
-        no `level_ema` (models before the glide) frames played as generated."""
+        no `level_ema` (models before the glide) frames played as generated, no `level_offset_db` (before it) no offset."""
         if not d:
             return cls.same()
         if d.get("kind") == "ar1":
@@ -116,8 +123,8 @@ class NoiseProcess:
         missing = [m for m in contract.MODES if m not in d.get("modes", {})]
         if missing:
             raise ValueError(f"noise process without a process for mode(s) {', '.join(missing)}")
-        modes = tuple(ModeNoise(float(d["modes"][m]["jump"]), float(d["modes"][m]["rho"]), float(d["modes"][m].get("level_ema", 1.0)))
-                      for m in contract.MODES)
+        modes = tuple(ModeNoise(float(d["modes"][m]["jump"]), float(d["modes"][m]["rho"]), float(d["modes"][m].get("level_ema", 1.0)),
+                                float(d["modes"][m].get("level_offset_db", 0.0))) for m in contract.MODES)
         return cls(modes, int(d["dim"]), float(d["rate_hz"]))
 
 
@@ -178,8 +185,9 @@ def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[s
     chosen = {m: _choose([r for r in scan if r["mode"] == m]) for m in (contract.MODES[i] for i in rows)}
     points = {m: ModeNoise(chosen[contract.MODES[m]]["jump"], chosen[contract.MODES[m]]["rho"]) for m in rows}
     glides = _glides(generate, arrays, rows, e, u, points)
-    ema = {row["mode"]: row["level_ema"] for row in glides if row["shipped"]}
-    fitted = tuple(replace(points[i], level_ema=ema[m]) if i in points else FRESH for i, m in enumerate(contract.MODES))
+    glide = {row["mode"]: row for row in glides if row["shipped"]}
+    fitted = tuple(replace(points[i], level_ema=glide[m]["level_ema"], level_offset=glide[m]["level_offset"]) if i in points else FRESH
+                   for i, m in enumerate(contract.MODES))
     return NoiseProcess(fitted, rate_hz=rate_hz), scan + glides
 
 
@@ -196,12 +204,14 @@ def _glides(generate, arrays: dict[str, np.ndarray], rows: dict, e: np.ndarray, 
 
 def _glide(mode: str, fake: np.ndarray, real: np.ndarray) -> list[dict]:
     """The level EMA of LEVEL_EMA_GRID whose glided frames move most like the real music: `mismatch` plus the
-    squared log ratio of the level's change (a glide also slows each band; the lighter one on a tie).
-    One row per candidate, the chosen one `shipped`."""
+    squared log ratio of the level's change (a glide also slows each band; the lighter one on a tie), with the
+    offset that keeps the frames' median level (`level_offset`, 0.01 dB). One row per candidate, the chosen one `shipped`."""
     found = []
     for a in LEVEL_EMA_GRID:
-        figures = temporal.compare_frames(temporal.smooth_level(fake, a), real)
-        found.append({"mode": mode, "level_ema": a, **figures, "mismatch": mismatch(figures) + np.log(figures["level_change_ratio"]) ** 2})
+        glided = temporal.smooth_level(fake, a)
+        figures = temporal.compare_frames(glided, real)  # none of them moves with a constant offset
+        found.append({"mode": mode, "level_ema": a, "level_offset": round(temporal.median_level_shift(fake, glided), 2), **figures,
+                      "mismatch": mismatch(figures) + np.log(figures["level_change_ratio"]) ** 2})
     best = min(found, key=lambda r: r["mismatch"])
     return [{**r, "shipped": r is best} for r in found]
 

@@ -43,16 +43,22 @@ def level(x: np.ndarray) -> np.ndarray:
     return logsumexp(x.astype(np.float64) * DB_TO_LN, axis=-1) / DB_TO_LN
 
 
-def smooth_level(x: np.ndarray, alpha: float) -> np.ndarray:
+def smooth_level(x: np.ndarray, alpha: float, offset: float = 0.0) -> np.ndarray:
     """(..., frames, bands) dB frames whose overall level follows a causal EMA of its own (weight `alpha` on the
-    newest frame, 1: unchanged), every band shifted by the same dB: the spectrum's shape is kept, its loudness glides."""
+    newest frame, 1: unchanged), plus `offset` dB, every band shifted by the same dB: the spectrum's shape is kept,
+    its loudness glides."""
     if alpha >= 1:
         return x
     from scipy import signal  # as in noise.held: only the processes that smooth pay its import
 
     now = level(x)
     glided = signal.lfilter([alpha], [1.0, alpha - 1.0], now, axis=-1, zi=(1 - alpha) * now[..., :1])[0]  # starts at the first frame
-    return (x + (glided - now)[..., None]).astype(x.dtype)
+    return (x + (glided + offset - now)[..., None]).astype(x.dtype)
+
+
+def median_level_shift(before: np.ndarray, after: np.ndarray) -> float:
+    """dB that brings the median overall level of `after` frames back to that of `before`."""
+    return float(np.median(level(before)) - np.median(level(after)))
 
 
 def level_change_ratio(fake: np.ndarray, real: np.ndarray) -> float:

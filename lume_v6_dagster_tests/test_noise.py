@@ -60,9 +60,13 @@ def test_each_track_gets_its_own_sequence_of_its_own_mode_from_a_fresh_start():
 def test_a_model_without_a_recorded_process_draws_fresh_noise_an_ar1_one_its_rho_and_an_unknown_one_is_refused():
     assert NoiseProcess.from_dict(None) == NoiseProcess.same()
     assert NoiseProcess.from_dict({"kind": "ar1", "rho": 0.92, "dim": 64, "rate_hz": 30.0}) == NoiseProcess.same(rho=0.92)  # earlier models
-    per_mode = NoiseProcess(tuple(noise.ModeNoise(0.02 * i, 0.9 + 0.02 * i, 1.0 - 0.1 * i) for i in range(5)))
+    per_mode = NoiseProcess(tuple(noise.ModeNoise(0.02 * i, 0.9 + 0.02 * i, 1.0 - 0.1 * i, 0.5 * i) for i in range(5)))
     assert NoiseProcess.from_dict(per_mode.as_dict()) == per_mode
-    before_the_glide = per_mode.as_dict()
+    before_the_offset = per_mode.as_dict()
+    for m in before_the_offset["modes"].values():
+        del m["level_offset_db"]
+    assert {m.level_offset for m in NoiseProcess.from_dict(before_the_offset).modes} == {0.0}  # glided as then
+    before_the_glide = before_the_offset
     for m in before_the_glide["modes"].values():
         del m["level_ema"]
     assert {m.level_ema for m in NoiseProcess.from_dict(before_the_glide).modes} == {1.0}  # played as generated
@@ -219,6 +223,24 @@ def test_the_glide_chosen_matches_a_music_whose_level_moves_as_slowly_as_a_pads(
     rows = noise._glide("sky_garden", frames, temporal.smooth_level(frames, music_ema))
     shipped = next(r for r in rows if r["shipped"])
     assert shipped["level_ema"] == music_ema and shipped["level_change_ratio"] == pytest.approx(1.0)
+
+
+def test_the_glide_keeps_the_typical_loudness_of_frames_whose_level_dips_deep():
+    """A pad's level dips deep between notes. An EMA of the level in dB follows its mean, below its median, so the
+    glide played Sky Garden 5 dB quieter than the generator made it on real music; the fitted offset gives it back."""
+    jumps = NoiseProcess.same(jump=0.1, rho=1.0).sample(8 * 300, seed=3, mode=0).reshape(8, 300, -1)
+    dips = np.where(jumps[..., 1:2] > 0.8, -60.0, 0.0)  # one held draw in five goes near-silent
+    frames = (np.linspace(-60, -10, 64) + 2 * jumps + 3 * jumps[..., :1] + dips).astype(np.float32)
+    rows = noise._glide("sky_garden", frames, temporal.smooth_level(frames, 0.1))
+    shipped = next(r for r in rows if r["shipped"])
+    assert shipped["level_ema"] == 0.1
+    median = np.median(temporal.level(frames))
+    assert np.median(temporal.level(temporal.smooth_level(frames, 0.1))) < median - 2  # the bias the offset undoes
+    process = NoiseProcess((noise.ModeNoise(0.1, 1.0, shipped["level_ema"], shipped["level_offset"]), *NoiseProcess.same().modes[1:]))
+    played = process.smooth(frames, 0)
+    assert abs(np.median(temporal.level(played)) - median) < 0.01 and shipped["level_offset"] > 2
+    assert temporal.level_change_ratio(played, frames) == pytest.approx(temporal.level_change_ratio(temporal.smooth_level(frames, 0.1), frames))
+    assert next(r for r in rows if r["level_ema"] == 1.0)["level_offset"] == 0.0
 
 
 def test_gate_3s_frames_and_san_controls_are_played_with_each_modes_glide():

@@ -100,14 +100,14 @@ def _noise_table(scan: list[dict], process: NoiseProcess) -> dict:
     rows = [f"| {r['mode']} | {r['jump']} | {r['rho']} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | "
             f"{r['spread_ratio']:.2f} | {r['mismatch']:.4f} | {'yes' if (shipped[r['mode']].jump, shipped[r['mode']].rho) == (r['jump'], r['rho']) else ''} |"
             for r in scan if "jump" in r]
-    glides = [f"| {r['mode']} | {r['level_ema']} | {r['level_change_ratio']:.2f} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | "
+    glides = [f"| {r['mode']} | {r['level_ema']} | {r['level_offset']:+.2f} | {r['level_change_ratio']:.2f} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | "
               f"{r['spread_ratio']:.2f} | {r['mismatch']:.4f} | {'yes' if r['shipped'] else ''} |" for r in scan if "level_ema" in r]
     return {"noise_fit": dg.MetadataValue.md(
         f"Per mode, on training tracks, one-step frames against the real music (10-s windows); a spread below {SPREAD_FLOOR} is ruled out while any other is left:\n\n"
         "| mode | jump | rho | change ratio | lag-1 (real) | spread ratio | mismatch | shipped |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
         + "\n\nThen, through each mode's shipped (jump, rho), the EMA of the frames' level with the least mismatch, the level's "
-        "squared log change ratio added:\n\n"
-        "| mode | level EMA | level change ratio | change ratio | lag-1 (real) | spread ratio | mismatch | shipped |\n|---|---|---|---|---|---|---|---|\n"
+        "squared log change ratio added, and the offset (dB) that keeps the frames' median level:\n\n"
+        "| mode | level EMA | offset | level change ratio | change ratio | lag-1 (real) | spread ratio | mismatch | shipped |\n|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(glides))}
 
 

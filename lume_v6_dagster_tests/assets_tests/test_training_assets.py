@@ -114,8 +114,9 @@ def test_the_noise_process_is_fitted_saved_with_the_weights_shipped_and_used_by_
     process = NoiseProcess.from_dict(stated)
     for mode, m in stated["modes"].items():  # the scan it was chosen from, per mode, on training tracks
         assert f"| {mode} | {m['jump']} | {m['rho']} |" in v6["noise_fit"] and v6[f"noise_jump_{mode}"] == m["jump"]
-        assert f"| {mode} | {m['level_ema']} |" in v6["noise_fit"] and v6[f"noise_level_ema_{mode}"] == m["level_ema"]
-    assert "s[t] = level_ema * L[t]" in stated["level_smoothing"]
+        assert f"| {mode} | {m['level_ema']} | {m['level_offset_db']:+.2f} |" in v6["noise_fit"] and v6[f"noise_level_ema_{mode}"] == m["level_ema"]
+        assert v6[f"noise_level_offset_{mode}"] == m["level_offset_db"]
+    assert "s[t] = level_ema * L[t]" in stated["level_smoothing"] and "x += s[t] + level_offset_db - L[t]" in stated["level_smoothing"]
     assert NoiseProcess.from_dict(meta(result, "v5_baseline")["noise_process"]) == NoiseProcess.same()  # the V5 recipe: fresh noise every frame
     previews = json.loads((Path(meta(result, "listening_previews")["folder"]) / "previews.json").read_text())
     assert previews["noise"]["V6"] == stated
