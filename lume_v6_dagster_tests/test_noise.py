@@ -124,12 +124,12 @@ class _Frames:
     """A shipped path whose frames are the body's own first dims (the music below is made the same way), plus noise
     (`flicker`, every band on its own; `together`, dB on every band at once), and a SAN that reads the first 16 bands."""
 
-    def __init__(self, flicker: float, san_flicker: float = 0.0, together: float = 0.0):
-        self.flicker, self.san_flicker, self.together = flicker, san_flicker, together
+    def __init__(self, flicker: float, san_flicker: float = 0.0, together: float = 0.0, louder: float = 0.0):
+        self.flicker, self.san_flicker, self.together, self.louder = flicker, san_flicker, together, louder
 
     def latents(self, conditioning, noise):
         body = conditioning[:, contract.DYNAMICS_SLICE]
-        return body[:, :64] * 6 - 40 + 6 * self.flicker * noise + self.together * noise[:, :1]
+        return body[:, :64] * 6 - 40 + 6 * self.flicker * noise + self.together * noise[:, :1] + self.louder
 
     def controls_of(self, latent, conditioning):
         """Exact on the real music, plus a flicker of its own."""
@@ -165,9 +165,13 @@ def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
         assert exact[mode]["san_loudness_change_ratio"] == pytest.approx(1.0)
         assert frames_flicker[mode]["san_loudness_change_ratio"] > 2 and san_flicker[mode]["san_loudness_change_ratio"] > 2
         assert san_flicker[mode]["level_change_ratio"] == pytest.approx(1.0)
-    row = next(line for line in evaluate.over_time_detail_section(frames_flicker).splitlines() if line.startswith("| sky_garden |"))
-    sky = frames_flicker["sky_garden"]
-    assert row.endswith(f"| {sky['level_change_ratio']:.2f} | {sky['san_loudness_change_ratio']:.2f} |")
+    quieter = measure.over_time_detail(_Frames(0.0, louder=-6.0), NoiseProcess.same(), val, 4)
+    for mode in ("sky_garden", "iridescent_beauty"):  # which mode plays too quiet
+        assert exact[mode]["level_vs_music_db"] == pytest.approx(0.0) and quieter[mode]["level_vs_music_db"] == pytest.approx(-6.0, abs=1e-3)
+        assert quieter[mode]["level_change_ratio"] == pytest.approx(1.0)
+    row = next(line for line in evaluate.over_time_detail_section(quieter).splitlines() if line.startswith("| sky_garden |"))
+    sky = quieter["sky_garden"]
+    assert row.endswith(f"| {sky['level_change_ratio']:.2f} | {sky['san_loudness_change_ratio']:.2f} | -6.0 |")
 
 
 def _body_music(modes: list[int]) -> dict[str, np.ndarray]:

@@ -273,10 +273,12 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
 
 
 def _mode_row(latent: np.ndarray, controls: np.ndarray, real_latent: np.ndarray, real_controls: np.ndarray) -> dict[str, float]:
-    """One mode's played windows against its real music, with SAN's loudness made of them: which mode's loudness flickers."""
+    """One mode's played windows against its real music, with SAN's loudness made of them (which mode's loudness flickers)
+    and how much louder they play at the median level (a glide once played a pad 5 dB quieter than it was made)."""
     i = contract.CONTROL_NAMES.index("loudness_db")
     loudness = temporal.compare(controls[..., i:i + 1], real_controls[..., i:i + 1])["change_ratio"]
-    return {**temporal.compare_frames(latent, real_latent), "san_loudness_change_ratio": loudness, "windows": len(latent)}
+    return {**temporal.compare_frames(latent, real_latent), "san_loudness_change_ratio": loudness,
+            "level_vs_music_db": temporal.median_level_shift(latent, real_latent), "windows": len(latent)}
 
 
 def _control_rows(made: np.ndarray, real: np.ndarray, suffix: str) -> dict[str, dict[str, float]]:
