@@ -15,8 +15,7 @@ DEFAULT_CRON = "0 1 * * *"
 MAX_ATTEMPTS = 3  # failed training runs on the same data before the schedule stops retrying
 TRAINED = ("san_v6", "encoder_flow_v6", "v5_baseline", "release_bundle")  # a finished training has all of these
 MODELS = TRAINED[:3]  # each records the model code that made it
-RELEASE_STEPS = [a.key for a in (release.coreml_packages, release.smoke_test, release.listening_previews, release.acceptance_report,
-                                  release.release_bundle)]
+RELEASE_STEPS = sorted(dg.AssetSelection.groups(release.GROUP).resolve(dg.load_assets_from_modules([release])))  # the `release` job's
 ACTIVE = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
 
 
