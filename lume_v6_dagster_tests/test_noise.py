@@ -164,6 +164,8 @@ def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
     for mode in ("sky_garden", "iridescent_beauty"):  # which mode's loudness flickers, and whose fault
         assert exact[mode]["san_loudness_change_ratio"] == pytest.approx(1.0)
         assert frames_flicker[mode]["san_loudness_change_ratio"] > 2 and san_flicker[mode]["san_loudness_change_ratio"] > 2
+        assert frames_flicker[mode]["san_loudness_change_ratio_on_music"] == pytest.approx(1.0)  # SAN is not to blame
+        assert san_flicker[mode]["san_loudness_change_ratio_on_music"] > 2  # SAN flickers on the real music too
         assert san_flicker[mode]["level_change_ratio"] == pytest.approx(1.0)
     quieter = measure.over_time_detail(_Frames(0.0, louder=-6.0), NoiseProcess.same(), val, 4)
     for mode in ("sky_garden", "iridescent_beauty"):  # which mode plays too quiet
@@ -171,7 +173,7 @@ def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
         assert quieter[mode]["level_change_ratio"] == pytest.approx(1.0)
     row = next(line for line in evaluate.over_time_detail_section(quieter).splitlines() if line.startswith("| sky_garden |"))
     sky = quieter["sky_garden"]
-    assert row.endswith(f"| {sky['level_change_ratio']:.2f} | {sky['san_loudness_change_ratio']:.2f} | -6.0 |")
+    assert row.endswith(f"| {sky['level_change_ratio']:.2f} | {sky['san_loudness_change_ratio']:.2f} (1.00) | -6.0 |")
 
 
 def _body_music(modes: list[int]) -> dict[str, np.ndarray]:

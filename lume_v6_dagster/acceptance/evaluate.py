@@ -91,18 +91,20 @@ def over_time_detail_section(detail: dict[str, dict]) -> str:
         return (f"| {name} | {int(r['windows'])} | {r['change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | "
                 f"{r['lag8']:.3f} ({r['lag8_real']:.3f}) | {r['spread_ratio']:.2f} |" + "".join(f" {e} |" for e in extra))
     head = "| {} | windows | change ratio | lag-1 (real) | lag-8 (real) | spread ratio |"
-    modes = [row(m, detail[m], f"{detail[m]['level_change_ratio']:.2f}", f"{detail[m]['san_loudness_change_ratio']:.2f}",
+    modes = [row(m, detail[m], f"{detail[m]['level_change_ratio']:.2f}",
+                 f"{detail[m]['san_loudness_change_ratio']:.2f} ({detail[m]['san_loudness_change_ratio_on_music']:.2f})",
                  f"{detail[m]['level_vs_music_db']:+.1f}") for m in contract.MODES if m in detail]
     controls = [row(label + shown, detail[name + suffix]) for suffix, shown in (("", ""), (measure.SAN_ON_REAL_MUSIC, ", SAN on the real music"))
                 for label, name in (("all 16 (medians)", "controls"), *((n, n) for n in measure.OVER_TIME_CONTROLS))]
     return "\n".join([
         "The shipped one-step frames of the same windows, per mode (medians over the 64 bands; the change of their overall "
-        "level and of SAN's loudness made from them, as ratios to the real music's: which mode's loudness flickers; their median "
+        "level and of SAN's loudness made from them, as ratios to the real music's: which mode's loudness flickers, with SAN's "
+        "loudness made from the real music in brackets: whether SAN flickers on its own; their median "
         "level less the real music's, in dB: which mode plays too quiet or too loud), and SAN's "
         "16 controls made from them and from the same body, against the real music's controls. The rows marked "
         "`SAN on the real music` feed SAN the real music of the windows instead: a gap there too is "
         "SAN's own; a gap only above comes from the generated frames.", "",
-        head.format("mode") + " level change | SAN loudness change | median level vs music (dB) |", "|---|---|---|---|---|---|---|---|---|", *modes, "",
+        head.format("mode") + " level change | SAN loudness change (on the real music) | median level vs music (dB) |", "|---|---|---|---|---|---|---|---|---|", *modes, "",
         head.format("SAN control"), "|---|---|---|---|---|---|", *controls])
 
 

@@ -262,22 +262,25 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
     generated = pipe.latents(val["conditioning"][ran.ravel()], process.for_tracks(val, 0)[ran.ravel()]).reshape(*ran.shape, -1)
     latent = played(generated, process, window_modes)
     controls = pipe.controls_of(latent.reshape(len(cond), -1), cond).reshape(*long.shape, -1)  # what the AudioEngine receives
+    from_music = pipe.controls_of(val["latent"][long.ravel()], cond).reshape(*long.shape, -1)
     out = {}
     for m in np.unique(window_modes):
         w = window_modes == m
-        out[contract.MODES[m]] = _mode_row(latent[w], controls[w], val["latent"][long[w]], val["controls"][long[w]])
-    from_music = pipe.controls_of(val["latent"][long.ravel()], cond).reshape(*long.shape, -1)
+        out[contract.MODES[m]] = _mode_row(latent[w], controls[w], val["latent"][long[w]], val["controls"][long[w]], from_music[w])
     for suffix, made in (("", controls), (SAN_ON_REAL_MUSIC, from_music)):
         out.update(_control_rows(made, val["controls"][long], suffix))
     return out
 
 
-def _mode_row(latent: np.ndarray, controls: np.ndarray, real_latent: np.ndarray, real_controls: np.ndarray) -> dict[str, float]:
+def _mode_row(latent: np.ndarray, controls: np.ndarray, real_latent: np.ndarray, real_controls: np.ndarray,
+              from_music: np.ndarray) -> dict[str, float]:
     """One mode's played windows against its real music, with SAN's loudness made of them (which mode's loudness flickers)
-    and how much louder they play at the median level (a glide once played a pad 5 dB quieter than it was made)."""
+    and of the real music (whether SAN flickers on its own: on the simulator's pads it did, 4 x), and how much louder
+    they play at the median level (a glide once played a pad 5 dB quieter than it was made)."""
     i = contract.CONTROL_NAMES.index("loudness_db")
-    loudness = temporal.compare(controls[..., i:i + 1], real_controls[..., i:i + 1])["change_ratio"]
-    return {**temporal.compare_frames(latent, real_latent), "san_loudness_change_ratio": loudness,
+    loudness = {key: temporal.compare(made[..., i:i + 1], real_controls[..., i:i + 1])["change_ratio"]
+                for key, made in (("san_loudness_change_ratio", controls), ("san_loudness_change_ratio_on_music", from_music))}
+    return {**temporal.compare_frames(latent, real_latent), **loudness,
             "level_vs_music_db": temporal.median_level_shift(latent, real_latent), "windows": len(latent)}
 
 
