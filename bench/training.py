@@ -65,7 +65,7 @@ def _torch_san_rate(batch: int, steps: int) -> float:
 
 
 def _mlx_san_rate(batch: int, steps: int) -> float:
-    """SAN V6 in MLX with the pipeline's own (compiled) training step."""
+    """SAN V6 in MLX with the pipeline's own (compiled) training step, on frames alone (the twin's step above)."""
     import mlx.core as mx
     import mlx.optimizers as optim
 

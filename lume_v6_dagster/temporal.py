@@ -20,6 +20,11 @@ def breaks(t: np.ndarray, track: np.ndarray) -> np.ndarray:
     return (np.diff(track) != 0) | (np.abs(np.diff(t) - step) > 0.5 * step)
 
 
+def next_rows(t: np.ndarray, track: np.ndarray) -> np.ndarray:
+    """Each row's next frame of the same track (no dropout gap between them), or -1."""
+    return np.append(np.where(breaks(t, track), -1, np.arange(1, len(t))), -1)
+
+
 def consecutive_windows(t: np.ndarray, track: np.ndarray, k: int, most: int) -> np.ndarray:
     """(W, k) row indices of windows of k consecutive pairs of one track (no dropout gap inside), at most `most`, evenly spread."""
     broken = np.concatenate([[0], np.cumsum(breaks(t, track))])  # gaps before each row

@@ -295,11 +295,6 @@ def _tensors(arrays: dict, stats: Stats, in_dim: int):
     return c, x
 
 
-def next_rows(t: np.ndarray, track: np.ndarray) -> np.ndarray:
-    """Each row's next frame of the same track (no dropout gap between them), or -1."""
-    return np.append(np.where(temporal.breaks(t, track), -1, np.arange(1, len(t))), -1)
-
-
 def _following(idx: torch.Tensor, successor: torch.Tensor, c, x, share: float):
     """The batch reordered so its first rows have a next frame; their conditioning, the next frame's, and its latent."""
     has = successor[idx] >= 0
@@ -343,7 +338,7 @@ def train_flow(
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=profile.flow_lr, weight_decay=0.0)
     c, x = _tensors(train, stats, in_dim)
-    successor = torch.from_numpy(next_rows(train["t"], train["track"])) if consecutive(recipe) else None
+    successor = torch.from_numpy(temporal.next_rows(train["t"], train["track"])) if consecutive(recipe) else None
     vc, vx = (a.to(device) for a in _tensors(val, stats, in_dim))
     final, curve = (slice(None, None, -(-len(vx) // n)) for n in (VAL_LOSS_FRAMES, EPOCH_VAL_FRAMES))
     done, history = _resume(ckpt_dir, model, ema, opt, recipe)

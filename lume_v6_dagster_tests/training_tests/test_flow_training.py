@@ -186,7 +186,7 @@ def test_meanflow_loss_and_gradients_match_the_full_batch_jvp():
 
 
 def test_next_rows_stop_at_a_track_change_and_a_dropout_gap():
-    from lume_v6_dagster.training.flow_training import next_rows
+    from lume_v6_dagster.temporal import next_rows
 
     t = torch.cat([torch.arange(4) / 30, torch.arange(3) / 30, 10 + torch.arange(2) / 30]).numpy()
     track = torch.tensor([0] * 4 + [1] * 5).numpy()
