@@ -152,12 +152,13 @@ def mismatch(figures: dict[str, float]) -> float:
     return float(np.sum(np.square(terms)))
 
 
-def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[str, np.ndarray], windows: int,
+def fit(generator: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]], arrays: dict[str, np.ndarray], windows: int,
         rate_hz: float = 30.0, seed: int = 0, pool: Executor | None = None) -> tuple[NoiseProcess, list[dict]]:
     """Per mode, the (jump, rho) whose one-step frames move from frame to frame as that mode's training music does,
     then the level EMA whose glided frames move most like it, level included (`_glide`, on the same draws).
 
-    `generate(rows, noise)` -> dB latents of those rows of `arrays` (training tracks). Each mode
+    `generator(rows)(noise)` -> dB latents of those rows of `arrays` (training tracks), the rows' part of the
+    work done once for every noise drawn through them. Each mode
     is scored on `windows` 10-s windows of its own tracks, every grid point with the same draws;
     points whose spread over time falls below SPREAD_FLOOR are ruled out while any other is left.
     A mode without training tracks draws fresh noise. The grid points are scored on the `pool`'s
@@ -170,10 +171,11 @@ def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[s
     stacked = np.concatenate(list(rows.values()))  # (W, length) over every mode
     rng = np.random.default_rng(seed)
     e, u = rng.standard_normal((length, len(stacked), contract.NOISE_DIM)), rng.random((length, len(stacked)))
+    generate = generator(stacked.ravel())
 
     def score(point: ModeNoise) -> list[dict]:
         noise = held(e, u, point).transpose(1, 0, 2).astype(np.float32)
-        fake = generate(stacked.ravel(), noise.reshape(-1, contract.NOISE_DIM)).reshape(*stacked.shape, -1)
+        fake = generate(noise.reshape(-1, contract.NOISE_DIM)).reshape(*stacked.shape, -1)
         starts, found = np.cumsum([0, *(len(r) for r in rows.values())]), []
         for (m, r), a, b in zip(rows.items(), starts[:-1], starts[1:]):
             figures = temporal.compare(fake[a:b], arrays["latent"][r])
@@ -184,19 +186,19 @@ def fit(generate: Callable[[np.ndarray, np.ndarray], np.ndarray], arrays: dict[s
     scan = [row for point_rows in (pool.map if pool else map)(score, grid) for row in point_rows]
     chosen = {m: _choose([r for r in scan if r["mode"] == m]) for m in (contract.MODES[i] for i in rows)}
     points = {m: ModeNoise(chosen[contract.MODES[m]]["jump"], chosen[contract.MODES[m]]["rho"]) for m in rows}
-    glides = _glides(generate, arrays, rows, e, u, points)
+    glides = _glides(generator, arrays, rows, e, u, points)
     glide = {row["mode"]: row for row in glides if row["shipped"]}
     fitted = tuple(replace(points[i], level_ema=glide[m]["level_ema"], level_offset=glide[m]["level_offset"]) if i in points else FRESH
                    for i, m in enumerate(contract.MODES))
     return NoiseProcess(fitted, rate_hz=rate_hz), scan + glides
 
 
-def _glides(generate, arrays: dict[str, np.ndarray], rows: dict, e: np.ndarray, u: np.ndarray, points: dict) -> list[dict]:
+def _glides(generator, arrays: dict[str, np.ndarray], rows: dict, e: np.ndarray, u: np.ndarray, points: dict) -> list[dict]:
     """Per mode, its windows drawn through its chosen point (the scan's draws), then glided with each level EMA."""
     found, at = [], 0
     for m, r in rows.items():
         noise = held(e[:, at:at + len(r)], u[:, at:at + len(r)], points[m]).transpose(1, 0, 2).astype(np.float32)
-        fake = generate(r.ravel(), noise.reshape(-1, contract.NOISE_DIM)).reshape(*r.shape, -1)
+        fake = generator(r.ravel())(noise.reshape(-1, contract.NOISE_DIM)).reshape(*r.shape, -1)
         found += _glide(contract.MODES[m], fake, arrays["latent"][r])
         at += len(r)
     return found

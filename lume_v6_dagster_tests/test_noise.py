@@ -85,7 +85,7 @@ def test_fit_recovers_each_modes_own_process_from_music_that_moves_like_it():
     arrays = _arrays(track, modes)
     truth = NoiseProcess((noise.ModeNoise(0.05, 1.0), noise.FRESH, noise.ModeNoise(0.0, 0.8), noise.FRESH, noise.FRESH))
     arrays["latent"] = truth.for_tracks(arrays, seed=7) * 6 - 40
-    process, scan = noise.fit(lambda rows, z: z * 6 - 40, arrays, windows=8)
+    process, scan = noise.fit(lambda rows: lambda z: z * 6 - 40, arrays, windows=8)
     assert [(m.jump, m.rho) for m in process.modes] == [(m.jump, m.rho) for m in truth.modes]
     assert process.modes[2].level_ema == 1.0 and process.modes[0].level_ema >= 0.7  # no glide the music lacks (0.7 and 1 tie)
     assert {r["mode"] for r in scan} == {"sky_garden", "radiant_underground_chamber"}
@@ -101,13 +101,13 @@ def test_the_fit_recovers_the_process_from_any_of_its_draws_on_the_profiles_wind
     truth = NoiseProcess((noise.ModeNoise(0.05, 1.0), noise.FRESH, noise.ModeNoise(0.1, 0.9), noise.FRESH, noise.FRESH))
     directions = np.random.default_rng(1).standard_normal((4, 64))
 
-    def generate(rows, z):
+    def generate(z):
         return 3 * z[:, :4] @ directions + 0.5 * z - 40
 
-    arrays["latent"] = generate(None, truth.for_tracks(arrays, seed=7))
+    arrays["latent"] = generate(truth.for_tracks(arrays, seed=7))
     windows = get_profile("demo").noise_fit_windows
     for seed in range(6):
-        process, _ = noise.fit(generate, arrays, windows, seed=seed)
+        process, _ = noise.fit(lambda rows: generate, arrays, windows, seed=seed)
         assert [(m.jump, m.rho) for m in process.modes[::2]] == [(0.05, 1.0), (0.1, 0.9), (0.0, 0.0)], f"draw {seed}"
 
 
@@ -226,13 +226,13 @@ def test_the_fit_glides_the_level_of_a_mode_whose_frames_jump_louder_than_its_mu
     arrays = _arrays(track, modes)
     truth = NoiseProcess((noise.ModeNoise(0.1, 1.0), noise.FRESH, noise.ModeNoise(0.1, 1.0), noise.FRESH, noise.FRESH))
 
-    def generate(rows, z):
+    def generate(z):
         return z * 2 - 40 + 8 * z[:, :1]
 
-    music = generate(None, truth.for_tracks(arrays, seed=7))
+    music = generate(truth.for_tracks(arrays, seed=7))
     glided = NoiseProcess((noise.ModeNoise(0.1, 1.0, 0.3), *truth.modes[1:]))
     arrays["latent"] = np.concatenate([glided.smooth(music[track == k], modes[track == k][0]) for k in range(8)])
-    process, scan = noise.fit(generate, arrays, windows=8)
+    process, scan = noise.fit(lambda rows: generate, arrays, windows=8)
     assert process.modes[0].level_ema < 1.0 and process.modes[2].level_ema == 1.0
     shipped = {r["mode"]: r for r in scan if r.get("shipped")}
     unglided = next(r for r in scan if r["mode"] == "sky_garden" and r.get("level_ema") == 1.0)

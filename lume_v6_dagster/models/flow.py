@@ -6,6 +6,7 @@ mode and emotion cannot be drowned out by the body dynamics.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,8 +41,8 @@ class AdaLNBlock(nn.Module):
         nn.init.zeros_(self.mod.bias)
         self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.SiLU(), nn.Linear(2 * width, width))
 
-    def forward(self, h, c):  # h (B, W), c (B, cond)
-        shift, scale, gate = self.mod(c).chunk(3, dim=1)
+    def forward(self, h, modulation):  # h (B, W), modulation = self.mod(c) (B, 3W)
+        shift, scale, gate = modulation.chunk(3, dim=1)
         return h + gate * self.mlp(self.norm(h) * (1 + scale) + shift)
 
 
@@ -58,13 +59,18 @@ class FlowGenerator(nn.Module):
         self.out_norm = nn.LayerNorm(cfg.width)
         self.out = nn.Linear(cfg.width, cfg.latent_dim)
 
-    def velocity(self, z, r, t, e):
-        """Average velocity u(z, r, t | e) in normalised latent units. z (B, 64), r/t (B,), e (B, 768)."""
+    def modulation(self, r, t, e) -> list[torch.Tensor]:
+        """What each block reads from the embedding and the times: free of z, so many noise draws can share it."""
         n = self.cfg.time_features
         c = self.cond(torch.cat([e, time_embedding(t, n), time_embedding(t - r, n)], dim=1))
+        return [block.mod(c) for block in self.blocks]
+
+    def velocity(self, z, r, t, e, modulation: list[torch.Tensor] | None = None):
+        """Average velocity u(z, r, t | e) in normalised latent units. z (B, 64), r/t (B,), e (B, 768);
+        `modulation`: `self.modulation(r, t, e)`, computed once for the same rows and times."""
         h = self.inp(z)
-        for block in self.blocks:
-            h = block(h, c)
+        for block, m in zip(self.blocks, self.modulation(r, t, e) if modulation is None else modulation):
+            h = block(h, m)
         return self.out(self.out_norm(h))
 
     def sample(self, e, noise, steps: int = 1):
@@ -110,3 +116,22 @@ def frames_db(encoder: nn.Module, flow: FlowGenerator, conditioning: np.ndarray,
     """
     c = torch.from_numpy(np.ascontiguousarray(conditioning[:, : encoder.cfg.in_dim]))
     return flow.denormalize(flow.sample(encoder(c), torch.from_numpy(noise), steps=steps)).numpy()
+
+
+@torch.no_grad()
+def one_step_frames(encoder: nn.Module, flow: FlowGenerator, conditioning: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """`frames_db`'s one step for these rows as a function of the noise, the noise-free part computed once.
+
+    The encoder and the blocks' modulation are about 60% of a step's work; the noise fit draws 34
+    processes through the same rows. Each call gives exactly what `frames_db` gives for the same noise.
+    """
+    c = torch.from_numpy(np.ascontiguousarray(conditioning[:, : encoder.cfg.in_dim]))
+    e = encoder(c)
+    r, t = torch.zeros(len(e)), torch.ones(len(e))
+    modulation = flow.modulation(r, t, e)
+
+    @torch.no_grad()
+    def frames(noise: np.ndarray) -> np.ndarray:
+        z = torch.from_numpy(noise)
+        return flow.denormalize(z - flow.velocity(z, r, t, e, modulation)).numpy()
+    return frames
