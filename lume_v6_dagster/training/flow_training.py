@@ -21,7 +21,7 @@ from lume_v6_dagster import contract, noise, temporal
 from lume_v6_dagster.capacity import Inline, threads_beside
 from lume_v6_dagster.dataset import Stats
 from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
-from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator, frames_db, one_step_frames
+from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator, one_step_frames
 from lume_v6_dagster.training import checkpoints
 from lume_v6_dagster.training.metrics import bootstrap_interval, frechet_distance
 from lume_v6_dagster.training.profiles import Profile
