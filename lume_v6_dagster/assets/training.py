@@ -148,15 +148,18 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
     profile = get_profile(host.profile)
     result = train_flow(train, load_arrays(split, split.val), split.stats, profile,
                         host.seed, folder / "checkpoints", in_dim, log=context.log.info, device=host.torch_device(), overlap=host.overlap)
+    fitted = time.perf_counter()
     with evaluation_pool(host.overlap, "cpu") as pool:  # the trained models are back on the CPU
         process, scan = (NoiseProcess.same(), []) if v5_recipe else fit_noise(result.encoder, result.flow, train, profile.noise_fit_windows, pool)
+    fit_seconds = time.perf_counter() - fitted
     context.log.info(f"noise process: {process.describe()} (fitted on training tracks)" if scan else "noise process: fresh every frame (the V5 recipe)")
     save_torch(folder / "model.pt", {"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,
                                      "train_tracks": train_ids, "fingerprint": split.fingerprint, "noise": process.as_dict()})
     provenance = {**_provenance(split, split_path, host, determinism), "noise_process": process.as_dict()}
     noise_figures = {f"noise_{k}_{mode}": v for mode, m in zip(contract.MODES, process.modes) for k, v in asdict(m).items()}
     return _result(context, name, folder / "model.pt", result.history, {**result.metrics, **noise_figures},
-                   time.perf_counter() - start, provenance, {"cpu_niceness": niceness, **_noise_table(scan, process)})
+                   time.perf_counter() - start, provenance,
+                   {"cpu_niceness": niceness, "noise_fit_seconds": round(fit_seconds, 1), **_noise_table(scan, process)})
 
 
 @dg.asset(group_name=GROUP, deps=[dataset_split], pool=TRAINING_POOL, op_tags=TRAINING_TAGS, kinds={"pytorch"})

@@ -118,6 +118,7 @@ def test_the_noise_process_is_fitted_saved_with_the_weights_shipped_and_used_by_
         assert v6[f"noise_level_offset_{mode}"] == m["level_offset_db"]
     assert "s[t] = level_ema * L[t]" in stated["level_smoothing"] and "x += s[t] + level_offset_db - L[t]" in stated["level_smoothing"]
     assert NoiseProcess.from_dict(meta(result, "v5_baseline")["noise_process"]) == NoiseProcess.same()  # the V5 recipe: fresh noise every frame
+    assert 0 < v6["noise_fit_seconds"] < v6["train_seconds"]  # the fit's share of the model's time, on its own
     previews = json.loads((Path(meta(result, "listening_previews")["folder"]) / "previews.json").read_text())
     assert previews["noise"]["V6"] == stated
     gates = json.loads(Path(meta(result, "acceptance_report")["gates_json"]).read_text())
