@@ -114,7 +114,7 @@ def test_tracks_ingest_and_models_train_side_by_side_with_the_weights_of_a_seria
     for key in TRAINING:
         again = result.asset_materializations_for_node(key)[0].metadata
         assert again["weights_sha256"].value == parallel[key]["weights_sha256"].value, key
-        figures = [k for k in again if k.startswith(("val_loss", "fd_", "noise_"))]  # measured on every core in the demo, in turn here
+        figures = [k for k in again if k.startswith(("val_loss", "fd_", "noise_")) and not k.endswith("_seconds")]  # measured on every core in the demo, in turn here; times differ
         assert figures and all(again[k].value == parallel[key][k].value for k in figures), key
         assert again["run_dir"].value != parallel[key]["run_dir"].value
 
