@@ -114,19 +114,23 @@ def frames_db(encoder: nn.Module, flow: FlowGenerator, conditioning: np.ndarray,
 
     The one generation that training (fitting the noise process) and acceptance (frames over time) share.
     """
-    c = torch.from_numpy(np.ascontiguousarray(conditioning[:, : encoder.cfg.in_dim]))
-    return flow.denormalize(flow.sample(encoder(c), torch.from_numpy(noise), steps=steps)).numpy()
+    return flow.denormalize(flow.sample(_embedding(encoder, conditioning), torch.from_numpy(noise), steps=steps)).numpy()
+
+
+def _embedding(encoder: nn.Module, conditioning: np.ndarray) -> torch.Tensor:
+    """The encoder's embedding of recorded conditioning rows (141 wide; the V5 recipe reads its first 64)."""
+    return encoder(torch.from_numpy(np.ascontiguousarray(conditioning[:, : encoder.cfg.in_dim])))
 
 
 @torch.no_grad()
-def one_step_frames(encoder: nn.Module, flow: FlowGenerator, conditioning: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """`frames_db`'s one step for these rows as a function of the noise, the noise-free part computed once.
+def one_step_for_rows(encoder: nn.Module, flow: FlowGenerator, conditioning: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """`frames_db`'s one step for these rows as a function of the noise, the noise-free part computed once
+    (batched; `listening.one_step_frames` calls the packages' batch-1 step frame by frame).
 
     The encoder and the blocks' modulation are about 60% of a step's work; the noise fit draws 34
     processes through the same rows. Each call gives exactly what `frames_db` gives for the same noise.
     """
-    c = torch.from_numpy(np.ascontiguousarray(conditioning[:, : encoder.cfg.in_dim]))
-    e = encoder(c)
+    e = _embedding(encoder, conditioning)
     r, t = torch.zeros(len(e)), torch.ones(len(e))
     modulation = flow.modulation(r, t, e)
 

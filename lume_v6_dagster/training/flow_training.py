@@ -21,7 +21,7 @@ from lume_v6_dagster import contract, noise, temporal
 from lume_v6_dagster.capacity import Inline, threads_beside
 from lume_v6_dagster.dataset import Stats
 from lume_v6_dagster.models.encoder import ConditioningEncoder, EncoderConfig
-from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator, one_step_frames
+from lume_v6_dagster.models.flow import FlowConfig, FlowGenerator, one_step_for_rows
 from lume_v6_dagster.training import checkpoints
 from lume_v6_dagster.training.metrics import bootstrap_interval, frechet_distance
 from lume_v6_dagster.training.profiles import Profile
@@ -382,4 +382,4 @@ def train_flow(
 @torch.no_grad()
 def fit_noise(enc, flow, train: dict, windows: int, pool: Executor | None = None) -> tuple[noise.NoiseProcess, list[dict]]:
     """The noise process this model ships with, fitted per mode on `windows` of its own training tracks (`noise.fit`)."""
-    return noise.fit(lambda rows: one_step_frames(enc, flow, train["conditioning"][rows]), train, windows, pool=pool)
+    return noise.fit(lambda rows: one_step_for_rows(enc, flow, train["conditioning"][rows]), train, windows, pool=pool)

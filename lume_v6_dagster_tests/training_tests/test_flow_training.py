@@ -13,7 +13,7 @@ import torch
 
 from lume_v6_dagster import contract, noise
 from lume_v6_dagster.dataset import build_split, load_arrays
-from lume_v6_dagster.models.flow import frames_db, one_step_frames
+from lume_v6_dagster.models.flow import frames_db, one_step_for_rows
 from lume_v6_dagster.training.flow_training import evaluation_pool, fit_noise, train_flow
 from lume_v6_dagster.training.profiles import get_profile
 
@@ -64,7 +64,7 @@ def test_the_noise_fit_scores_the_same_grid_on_any_count_of_threads(pairs_paths,
 
 def test_the_fits_one_step_with_its_modulation_computed_once_gives_the_frames_of_the_plain_step(pairs_paths, reference):
     conditioning = data(pairs_paths)[1]["conditioning"][:500]
-    frames = one_step_frames(reference.encoder, reference.flow, conditioning)
+    frames = one_step_for_rows(reference.encoder, reference.flow, conditioning)
     for seed in range(2):  # every draw through the same rows reads the same modulation
         z = np.random.default_rng(seed).standard_normal((500, contract.NOISE_DIM)).astype(np.float32)
         assert np.array_equal(frames(z), frames_db(reference.encoder, reference.flow, conditioning, z))
