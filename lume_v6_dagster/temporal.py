@@ -12,6 +12,10 @@ from scipy.special import logsumexp
 
 LAGS = (1, 8)  # 33 ms (flicker) and 0.27 s (a beat's worth of structure) at 30 Hz
 DB_TO_LN = np.log(10) / 10  # 10 ** (dB / 10) = exp(dB * DB_TO_LN)
+# A gap: frames this far below the music's median level, for at least this long. 12 dB is a quarter of the
+# loudness; half a second is a held note's worth of silence, heard as the music stopping, where a dip of a few
+# frames between notes is not.
+GAP_DB, GAP_SECONDS = 12.0, 0.5
 
 
 def breaks(t: np.ndarray, track: np.ndarray) -> np.ndarray:
@@ -64,6 +68,16 @@ def smooth_level(x: np.ndarray, alpha: float, offset: float = 0.0) -> np.ndarray
 def median_level_shift(before: np.ndarray, after: np.ndarray) -> float:
     """dB that brings the median overall level of `after` frames back to that of `before`."""
     return float(np.median(level(before)) - np.median(level(after)))
+
+
+def gaps_per_minute(x: np.ndarray, music_db: float, rate_hz: float = 30.0) -> float:
+    """Gaps in (W, T, bands) dB windows: runs of at least GAP_SECONDS whose overall level lies GAP_DB or more below
+    `music_db` (the real music's median level), per minute of frames. A held noise draw that maps to a quiet frame
+    is held until the next jump: a second of silence the per-frame figures and the medians over time do not see."""
+    quiet = np.pad(level(x) < music_db - GAP_DB, ((0, 0), (1, 1))).astype(np.int8)
+    edges = np.diff(quiet, axis=1)
+    lengths = np.flatnonzero(edges.ravel() == -1) - np.flatnonzero(edges.ravel() == 1)  # rows alternate: start, end
+    return float((lengths >= GAP_SECONDS * rate_hz).sum() / (x.shape[0] * x.shape[1] / rate_hz / 60))
 
 
 def level_change_ratio(fake: np.ndarray, real: np.ndarray) -> float:

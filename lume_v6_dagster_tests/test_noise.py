@@ -190,9 +190,27 @@ def test_over_time_detail_reads_each_mode_and_the_controls_san_makes():
     for mode in ("sky_garden", "iridescent_beauty"):  # which mode plays too quiet
         assert exact[mode]["level_vs_music_db"] == pytest.approx(0.0) and quieter[mode]["level_vs_music_db"] == pytest.approx(-6.0, abs=1e-3)
         assert quieter[mode]["level_change_ratio"] == pytest.approx(1.0)
-    row = next(line for line in evaluate.over_time_detail_section(quieter).splitlines() if line.startswith("| sky_garden |"))
-    sky = quieter["sky_garden"]
-    assert row.endswith(f"| {sky['level_change_ratio']:.2f} | {sky['san_loudness_change_ratio']:.2f} (1.00) | -6.0 |")
+    silent = measure.over_time_detail(_Frames(0.0, louder=-20.0), NoiseProcess.same(), val, 4)
+    for mode in ("sky_garden", "iridescent_beauty"):  # 20 dB below the music all through: one gap per 10-s window
+        assert exact[mode]["gaps_per_min"] == exact[mode]["gaps_per_min_real"] == quieter[mode]["gaps_per_min"] == silent[mode]["gaps_per_min_real"]
+        assert silent[mode]["gaps_per_min"] == pytest.approx(60 / measure.OVER_TIME_SECONDS)
+    row = next(line for line in evaluate.over_time_detail_section(silent).splitlines() if line.startswith("| sky_garden |"))
+    sky = silent["sky_garden"]
+    assert row.endswith(f"| {sky['level_change_ratio']:.2f} | {sky['san_loudness_change_ratio']:.2f} (1.00) | -20.0 | 6.0 ({sky['gaps_per_min_real']:.1f}) |")
+
+
+def test_gaps_are_runs_long_and_deep_enough_to_hear_as_the_music_stopping():
+    loud = np.zeros((2, 300, 64))  # two 10-s windows at 30 Hz, every band at 0 dB
+    music_db = float(temporal.level(loud[0, 0]))
+    x = loud.copy()
+    x[0, 10:25] -= 13  # 0.5 s, 13 dB below: a gap
+    x[0, 100:114] -= 13  # 14 frames: a dip between notes
+    x[0, 200:260] -= 11  # 2 s, but only 11 dB below
+    x[1, 280:] -= 30  # to the window's end: a gap
+    x[1, :40] -= 30  # from its start: another
+    assert temporal.gaps_per_minute(x, music_db) == pytest.approx(3 / (20 / 60))
+    assert temporal.gaps_per_minute(loud, music_db) == 0.0
+    assert temporal.gaps_per_minute(x, music_db, rate_hz=60.0) == pytest.approx(1 / (10 / 60))  # half a second is 30 frames there
 
 
 def _body_music(modes: list[int]) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lume_v6_dagster import contract, plots
+from lume_v6_dagster import contract, plots, temporal
 from lume_v6_dagster.acceptance import champion as champion_mod
 from lume_v6_dagster.acceptance import gates as g
 from lume_v6_dagster.acceptance import measure, report, signoff
@@ -93,18 +93,22 @@ def over_time_detail_section(detail: dict[str, dict]) -> str:
     head = "| {} | windows | change ratio | lag-1 (real) | lag-8 (real) | spread ratio |"
     modes = [row(m, detail[m], f"{detail[m]['level_change_ratio']:.2f}",
                  f"{detail[m]['san_loudness_change_ratio']:.2f} ({detail[m]['san_loudness_change_ratio_on_music']:.2f})",
-                 f"{detail[m]['level_vs_music_db']:+.1f}") for m in contract.MODES if m in detail]
+                 f"{detail[m]['level_vs_music_db']:+.1f}", f"{detail[m]['gaps_per_min']:.1f} ({detail[m]['gaps_per_min_real']:.1f})")
+             for m in contract.MODES if m in detail]
     controls = [row(label + shown, detail[name + suffix]) for suffix, shown in (("", ""), (measure.SAN_ON_REAL_MUSIC, ", SAN on the real music"))
                 for label, name in (("all 16 (medians)", "controls"), *((n, n) for n in measure.OVER_TIME_CONTROLS))]
     return "\n".join([
         "The shipped one-step frames of the same windows, per mode (medians over the 64 bands; the change of their overall "
         "level and of SAN's loudness made from them, as ratios to the real music's: which mode's loudness flickers, with SAN's "
         "loudness made from the real music in brackets: whether SAN flickers on its own; their median "
-        "level less the real music's, in dB: which mode plays too quiet or too loud), and SAN's "
+        "level less the real music's, in dB: which mode plays too quiet or too loud; its gaps per minute, runs of "
+        f"{temporal.GAP_SECONDS:g} s or more at least {temporal.GAP_DB:g} dB below the real music's median level, with the real music's "
+        "in brackets: where a held noise draw plays a silence), and SAN's "
         "16 controls made from them and from the same body, against the real music's controls. The rows marked "
         "`SAN on the real music` feed SAN the real music of the windows instead: a gap there too is "
         "SAN's own; a gap only above comes from the generated frames.", "",
-        head.format("mode") + " level change | SAN loudness change (on the real music) | median level vs music (dB) |", "|---|---|---|---|---|---|---|---|---|", *modes, "",
+        head.format("mode") + " level change | SAN loudness change (on the real music) | median level vs music (dB) | gaps per minute (real) |",
+        "|---|---|---|---|---|---|---|---|---|---|", *modes, "",
         head.format("SAN control"), "|---|---|---|---|---|---|", *controls])
 
 

@@ -266,22 +266,30 @@ def over_time_detail(pipe: Pipeline, process, val: dict[str, np.ndarray], per_tr
     out = {}
     for m in np.unique(window_modes):
         w = window_modes == m
-        out[contract.MODES[m]] = _mode_row(latent[w], controls[w], val["latent"][long[w]], val["controls"][long[w]], from_music[w])
+        out[contract.MODES[m]] = _mode_row(latent[w], controls[w], val["latent"][long[w]], val["controls"][long[w]], from_music[w], rate_hz)
     for suffix, made in (("", controls), (SAN_ON_REAL_MUSIC, from_music)):
         out.update(_control_rows(made, val["controls"][long], suffix))
     return out
 
 
 def _mode_row(latent: np.ndarray, controls: np.ndarray, real_latent: np.ndarray, real_controls: np.ndarray,
-              from_music: np.ndarray) -> dict[str, float]:
+              from_music: np.ndarray, rate_hz: float) -> dict[str, float]:
     """One mode's played windows against its real music, with SAN's loudness made of them (which mode's loudness flickers)
-    and of the real music (whether SAN flickers on its own: on the simulator's pads it did, 4 x), and how much louder
-    they play at the median level (a glide once played a pad 5 dB quieter than it was made)."""
+    and of the real music (whether SAN flickers on its own: on the simulator's pads it did, 4 x), how much louder
+    they play at the median level (a glide once played a pad 5 dB quieter than it was made), and their gaps per
+    minute beside the music's (`temporal.gaps_per_minute`, both below the music's median level)."""
     i = contract.CONTROL_NAMES.index("loudness_db")
     loudness = {key: temporal.compare(made[..., i:i + 1], real_controls[..., i:i + 1])["change_ratio"]
                 for key, made in (("san_loudness_change_ratio", controls), ("san_loudness_change_ratio_on_music", from_music))}
     return {**temporal.compare_frames(latent, real_latent), **loudness,
-            "level_vs_music_db": temporal.median_level_shift(latent, real_latent), "windows": len(latent)}
+            "level_vs_music_db": temporal.median_level_shift(latent, real_latent), **_gaps(latent, real_latent, rate_hz),
+            "windows": len(latent)}
+
+
+def _gaps(latent: np.ndarray, real_latent: np.ndarray, rate_hz: float) -> dict[str, float]:
+    music_db = float(np.median(temporal.level(real_latent)))
+    return {"gaps_per_min": temporal.gaps_per_minute(latent, music_db, rate_hz),
+            "gaps_per_min_real": temporal.gaps_per_minute(real_latent, music_db, rate_hz)}
 
 
 def _control_rows(made: np.ndarray, real: np.ndarray, suffix: str) -> dict[str, dict[str, float]]:
