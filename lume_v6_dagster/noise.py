@@ -153,7 +153,8 @@ def mismatch(figures: dict[str, float]) -> float:
 
 
 def fit(generator: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]], arrays: dict[str, np.ndarray], windows: int,
-        rate_hz: float = 30.0, seed: int = 0, pool: Executor | None = None) -> tuple[NoiseProcess, list[dict]]:
+        rate_hz: float = 30.0, seed: int = 0, pool: Executor | None = None,
+        log: Callable[[str], None] = lambda _: None) -> tuple[NoiseProcess, list[dict]]:
     """Per mode, the (jump, rho) whose one-step frames move from frame to frame as that mode's training music does,
     then the level EMA whose glided frames move most like it, level included (`_glide`, on the same draws).
 
@@ -162,7 +163,8 @@ def fit(generator: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]], a
     is scored on `windows` 10-s windows of its own tracks, every grid point with the same draws;
     points whose spread over time falls below SPREAD_FLOOR are ruled out while any other is left.
     A mode without training tracks draws fresh noise. The grid points are scored on the `pool`'s
-    threads (each alone, in grid order: the same scan on any count). Returns the process and the scan
+    threads (each alone, in grid order: the same scan on any count), each logged as it is scored
+    ("noise fit i/N", a progress bar in `lume_v6_dagster.progress`). Returns the process and the scan
     (rows with `jump` and `rho`, then rows with `level_ema`).
     """
     modes, length = contract.modes_of(arrays["conditioning"]), int(FIT_SECONDS * rate_hz)
@@ -183,7 +185,10 @@ def fit(generator: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]], a
         return found
 
     grid = [ModeNoise(j, r) for j in JUMP_GRID for r in RHO_GRID if not (j == 0 and r == 1)]  # jump 0, rho 1 never moves
-    scan = [row for point_rows in (pool.map if pool else map)(score, grid) for row in point_rows]
+    scan = []
+    for i, point_rows in enumerate((pool.map if pool else map)(score, grid), 1):
+        scan += point_rows
+        log(f"noise fit {i}/{len(grid)}: jump {point_rows[0]['jump']:g}, rho {point_rows[0]['rho']:g}")
     chosen = {m: _choose([r for r in scan if r["mode"] == m]) for m in (contract.MODES[i] for i in rows)}
     points = {m: ModeNoise(chosen[contract.MODES[m]]["jump"], chosen[contract.MODES[m]]["rho"]) for m in rows}
     glides = _glides(generator, arrays, rows, e, u, points)

@@ -1,4 +1,5 @@
-"""Training progress read from a run's event log: one bar per model (epoch / total, latest losses).
+"""Training progress read from a run's event log: one bar per model (epoch / total, latest losses), and one
+per noise fit (grid points scored / total: a minute or two after the last epoch on the full profile).
 
 The event log is where every executor writes (in-process, or a Celery worker on another
 host), so following it shows the same progress wherever the steps run.
@@ -15,6 +16,7 @@ import dagster as dg
 from tqdm import tqdm
 
 EPOCH = re.compile(r"epoch (\d+)/(\d+): train ([-\d.]+) val ([-\d.]+)")
+FIT = re.compile(r"noise fit (\d+)/(\d+)")  # noise.fit's log lines
 POLL_SECONDS = 1.0
 
 
@@ -38,16 +40,23 @@ class RunProgress:
                 return
 
     def _show(self, entry) -> None:
-        match = EPOCH.search(entry.user_message or "") if entry.dagster_event is None else None
-        if not match or not entry.step_key:
-            return
-        epoch, total, train, val = int(match[1]), int(match[2]), float(match[3]), float(match[4])
-        bar = self.bars.get(entry.step_key)
-        if bar is None:
-            bar = self.bars[entry.step_key] = tqdm(total=total, desc=entry.step_key, unit="epoch", leave=True)
-        bar.set_postfix(train=f"{train:.4f}", val=f"{val:.4f}", refresh=False)
-        bar.update(epoch - bar.n)
-        if epoch == total:
+        message = (entry.user_message or "") if entry.dagster_event is None and entry.step_key else ""
+        if match := EPOCH.search(message):
+            bar = self._bar(entry.step_key, int(match[2]), "epoch")
+            bar.set_postfix(train=f"{float(match[3]):.4f}", val=f"{float(match[4]):.4f}", refresh=False)
+            self._move(bar, int(match[1]))
+        elif match := FIT.search(message):
+            self._move(self._bar(f"{entry.step_key} noise fit", int(match[2]), "point"), int(match[1]))
+
+    def _bar(self, desc: str, total: int, unit: str) -> tqdm:
+        if desc not in self.bars:
+            self.bars[desc] = tqdm(total=total, desc=desc, unit=unit, leave=True)
+        return self.bars[desc]
+
+    @staticmethod
+    def _move(bar: tqdm, done: int) -> None:
+        bar.update(done - bar.n)
+        if done == bar.total:
             bar.close()  # its time per epoch stays the model's own
 
     def close(self) -> None:

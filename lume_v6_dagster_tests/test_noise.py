@@ -85,8 +85,11 @@ def test_fit_recovers_each_modes_own_process_from_music_that_moves_like_it():
     arrays = _arrays(track, modes)
     truth = NoiseProcess((noise.ModeNoise(0.05, 1.0), noise.FRESH, noise.ModeNoise(0.0, 0.8), noise.FRESH, noise.FRESH))
     arrays["latent"] = truth.for_tracks(arrays, seed=7) * 6 - 40
-    process, scan = noise.fit(lambda rows: lambda z: z * 6 - 40, arrays, windows=8)
+    lines = []
+    process, scan = noise.fit(lambda rows: lambda z: z * 6 - 40, arrays, windows=8, log=lines.append)
     assert [(m.jump, m.rho) for m in process.modes] == [(m.jump, m.rho) for m in truth.modes]
+    points = len({(r["jump"], r["rho"]) for r in scan if "rho" in r})
+    assert [line.split(":")[0] for line in lines] == [f"noise fit {i}/{points}" for i in range(1, points + 1)]  # progress, in grid order
     assert process.modes[2].level_ema == 1.0 and process.modes[0].level_ema >= 0.7  # no glide the music lacks (0.7 and 1 tie)
     assert {r["mode"] for r in scan} == {"sky_garden", "radiant_underground_chamber"}
     fresh = next(r for r in scan if r["mode"] == "sky_garden" and r["jump"] == 0 and r["rho"] == 0)

@@ -150,7 +150,8 @@ def _train_encoder_flow(context, artifact_store, host, name: str, in_dim: int, v
                         host.seed, folder / "checkpoints", in_dim, log=context.log.info, device=host.torch_device(), overlap=host.overlap)
     fit_start = time.perf_counter()
     with evaluation_pool(host.overlap, "cpu") as pool:  # the trained models are back on the CPU
-        process, scan = (NoiseProcess.same(), []) if v5_recipe else fit_noise(result.encoder, result.flow, train, profile.noise_fit_windows, pool)
+        process, scan = ((NoiseProcess.same(), []) if v5_recipe
+                          else fit_noise(result.encoder, result.flow, train, profile.noise_fit_windows, pool, log=context.log.info))
     fit_seconds = time.perf_counter() - fit_start
     context.log.info(f"noise process: {process.describe()} (fitted on training tracks)" if scan else "noise process: fresh every frame (the V5 recipe)")
     save_torch(folder / "model.pt", {"encoder": result.encoder.state_dict(), "flow": result.flow.state_dict(), "in_dim": in_dim,

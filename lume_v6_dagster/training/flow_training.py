@@ -380,6 +380,7 @@ def train_flow(
 
 
 @torch.no_grad()
-def fit_noise(enc, flow, train: dict, windows: int, pool: Executor | None = None) -> tuple[noise.NoiseProcess, list[dict]]:
+def fit_noise(enc, flow, train: dict, windows: int, pool: Executor | None = None,
+              log: Callable[[str], None] = lambda _: None) -> tuple[noise.NoiseProcess, list[dict]]:
     """The noise process this model ships with, fitted per mode on `windows` of its own training tracks (`noise.fit`)."""
-    return noise.fit(lambda rows: one_step_for_rows(enc, flow, train["conditioning"][rows]), train, windows, pool=pool)
+    return noise.fit(lambda rows: one_step_for_rows(enc, flow, train["conditioning"][rows]), train, windows, pool=pool, log=log)
