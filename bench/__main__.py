@@ -20,7 +20,8 @@ QUICK = {
     "increment": ["--tracks", "2", "--minutes", "0.2"],
     "full_scale": ["--tracks", "10", "--minutes", "0.3", "--profile", "tiny"],  # two tracks per mode: the split needs them
     "two_host": ["--tracks", "2", "--minutes", "0.2", "--chain-tracks", "1", "--no-train"],
-    "one_step": ["--tracks", "10", "--minutes", "0.5", "--profile", "tiny", "--variants", "today;ema+warmup+distill8@0.05", "--seeds", "0", "--v5"],
+    "one_step": ["--tracks", "10", "--minutes", "0.5", "--profile", "tiny", "--variants", "today;ema+warmup+distill8@0.05", "--seeds", "0", "--v5",
+                 "--draws", "2"],
 }
 LONG = ("full_scale", "one_step")  # run by name only: ~33 min and ~2 h here
 DEFAULT = [name for name in QUICK if name not in LONG]

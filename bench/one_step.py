@@ -8,6 +8,9 @@ each model with the noise process it ships with: V6's AR(1) fitted on its traini
 spread is over training seeds.
   python -m bench.one_step                               # every variant, seeds 0,1,2 (about 2 h here)
   python -m bench.one_step --variants 'today;distill={"distill_fraction": 0.125}' --seeds 0,1,2 --jobs 2
+  python -m bench.one_step --variants ema+warmup+distill8@0.05 --draws 3 --fit-windows 8   # the noise fit's windows
+The figures over time are the mean over `--draws` draws of the noise (gate 3 reads one: its lag-1 moves by
+about 0.01 from draw to draw), with the lag-1 gap (generated less real) of that mean.
 """
 
 import dataclasses
@@ -47,7 +50,7 @@ LEVERS = {
 
 
 FIGURES = ("fd_1step", "fd_16step", "fd_ratio", "val_loss", "mode_accuracy", "sequence_fd", "frame_fd", "change_ratio", "lag1",
-           "lag1_real", "spread_ratio", "level_change_ratio", "closest_modes_ratio")
+           "lag1_real", "lag1_gap", "spread_ratio", "level_change_ratio", "closest_modes_ratio")
 V5_FIGURES = ("val_loss", "fd_1step", "sequence_fd", "change_ratio")
 
 
@@ -87,7 +90,7 @@ def _one(args) -> dict:
     from lume_v6_dagster.training.flow_training import Recipe, fit_noise, train_flow
     from lume_v6_dagster.training.profiles import get_profile
 
-    root, data, tracks, minutes, profile, variant, levers, seed, in_dim = args
+    root, data, tracks, minutes, profile, variant, levers, seed, in_dim, draws, fit_windows = args
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     from lume_v6_dagster.assets.training import V5_TRAIN_TRACKS
@@ -104,12 +107,14 @@ def _one(args) -> dict:
         result = train_flow(train, val, split.stats, reads, seed, Path(ckpt), in_dim, log=lambda _: None, recipe=recipe)
         seconds = time.perf_counter() - start
     out = {"variant": variant, "seed": seed, "in_dim": in_dim, "seconds": seconds, **result.metrics}
-    process = NoiseProcess.same() if v5 else fit_noise(result.encoder, result.flow, train, reads.noise_fit_windows)[0]  # as the asset ships it
+    process = NoiseProcess.same() if v5 else fit_noise(result.encoder, result.flow, train, fit_windows or reads.noise_fit_windows)[0]  # as the asset ships it
     gen = OneStepGenerator(result.flow)
     axes = measure.sequence_axes(train["latent"], split.stats)
-    figures = measure.over_time({"model": (result.encoder, gen, process, 1)}, train, val, split.stats.arrays("latent"), axes, reads.windows_per_track)["model"]
-    out.update(noise=process.describe(), **{k: figures[k] for k in ("sequence_fd", "frame_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio",
-                                                                   "level_change_ratio")})
+    keys = ("sequence_fd", "frame_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio", "level_change_ratio")
+    drawn = [measure.over_time({"model": (result.encoder, gen, process, 1)}, train, val, split.stats.arrays("latent"), axes,
+                               reads.windows_per_track, seed=draw)["model"] for draw in range(draws)]
+    out.update(noise=process.describe(), **{k: float(np.mean([d[k] for d in drawn])) for k in keys})
+    out["lag1_gap"] = out["lag1"] - out["lag1_real"]
     if not v5:
         classify = measure.mode_classifier(train["latent"], contract.modes_of(train["conditioning"]))
         picked = measure.random_rows(len(val["latent"]), reads.gate_frames, 1)  # as gate 5 reads them
@@ -149,7 +154,11 @@ def _summary(rows: list[dict]) -> list[dict]:
 @click.option("--seeds", default="0,1,2", show_default=True)
 @click.option("--v5", "with_v5", is_flag=True, help="Also train the V5 recipe (64-D input) per variant and seed.")
 @click.option("--jobs", default=1, show_default=True, help="Trainings at once (each on one thread).")
-def main(root, data, tracks, minutes, profile, variants, seeds, with_v5, jobs):
+@click.option("--draws", default=1, show_default=True, help="Noise draws the figures over time are averaged over.")
+@click.option("--fit-windows", type=int, default=None, help="10-s windows per mode the noise process is fitted on (default: the profile's).")
+def main(root, data, tracks, minutes, profile, variants, seeds, with_v5, jobs, draws, fit_windows):
+    from lume_v6_dagster.training.profiles import get_profile
+
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     root = root / f"{'devset-' if data == 'devset' else ''}{tracks}x{minutes:g}"
     _data(root, data, tracks, minutes)  # build once before the workers read it
@@ -158,7 +167,7 @@ def main(root, data, tracks, minutes, profile, variants, seeds, with_v5, jobs):
         name, _, levers = item.partition("=")
         named[name] = json.loads(levers) if levers else LEVERS[name]
     dims = (141, 64) if with_v5 else (141,)
-    tasks = [(str(root), data, tracks, minutes, profile, name, levers, int(seed), d)
+    tasks = [(str(root), data, tracks, minutes, profile, name, levers, int(seed), d, draws, fit_windows)
              for name, levers in named.items() for seed in seeds.split(",") for d in dims]
     rows = []
     with ProcessPoolExecutor(jobs) as pool:
@@ -167,7 +176,8 @@ def main(root, data, tracks, minutes, profile, variants, seeds, with_v5, jobs):
             rows.append(row)
     emit("one_step", data=data, profile=profile, tracks=tracks, minutes=minutes, fd_samples=rows[0]["fd_samples"],
          mode_accuracy_real_music=next(r["mode_accuracy_real_music"] for r in rows if r["in_dim"] != 64),  # the same data for every variant
-         levers={name: named[name] for name in named}, table=_summary(rows))
+         levers={name: named[name] for name in named}, draws=draws, fit_windows=fit_windows or get_profile(profile).noise_fit_windows,
+         table=_summary(rows))
 
 
 if __name__ == "__main__":

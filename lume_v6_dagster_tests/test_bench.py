@@ -52,10 +52,13 @@ def test_bench_sizes_and_peers_are_reported():
 
 
 def test_one_step_ablation_reports_every_variant_with_v5():
-    table = {row["variant"]: row for row in run_bench("one_step")["table"]}
+    out = run_bench("one_step")
+    table = {row["variant"]: row for row in out["table"]}
     assert set(table) == {"today", "ema+warmup+distill8@0.05"}
     for row in table.values():
         assert row["fd_1step"][0] > 0 and row["fd_ratio"][0] > 0 and row["v5_val_loss"] > 0
+        assert row["lag1_gap"][0] == pytest.approx(row["lag1"][0] - row["lag1_real"][0], abs=2e-4)
+    assert out["draws"] == 2 and out["fit_windows"] == 1  # the figures over time: the mean of two draws; tiny's fit windows
 
 
 def test_the_shipped_recipe_is_the_ablation_variant_it_names():

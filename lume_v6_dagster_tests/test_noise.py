@@ -357,3 +357,21 @@ def test_each_window_is_played_after_the_frames_of_its_track_before_it_as_mid_se
     assert list(ran[0]) == list(range(150 - n, 152))  # RUN_IN frames before, then the window
     assert list(ran[1]) == [200] * (n - 5) + list(range(200, 207))  # its track starts 5 frames before: its first frame, held
     assert set(ran[2][:n]) == {200}  # a window at a track's start never reads the track before
+
+
+def test_over_time_reads_the_noise_draw_it_is_asked_for():
+    """The gate reads draw 0; a benchmark averages draws (gate 3's lag-1 moves by about 0.01 between them)."""
+    from lume_v6_dagster.dataset import Stats
+    from lume_v6_dagster.models.flow import OneStepGenerator
+    from lume_v6_dagster.training.flow_training import build_models
+
+    stats = Stats([0.0] * contract.DYNAMICS_DIM, [1.0] * contract.DYNAMICS_DIM, list(UNIT_STATS[0]), list(UNIT_STATS[1]),
+                  [0.0] * 16, [1.0] * 16, n=1)
+    enc, flow = build_models(contract.CONDITIONING_DIM, stats, seed=0)
+    sampler = {"v6": (enc.eval(), OneStepGenerator(flow.eval()), NoiseProcess.same(jump=0.1, rho=1.0), 1)}
+    train, val = _music([0, 3, 0, 3], seed=1, shift={}), _music([0, 3, 0, 3], seed=2, shift={})
+    first, again, second = (measure.over_time(sampler, train, val, UNIT_STATS, _axes(val), 4, **kw) for kw in ({}, {"seed": 0}, {"seed": 1}))
+    for name in first:  # the references' rows hold NaN (no bootstrap interval)
+        assert first[name] == pytest.approx(again[name], nan_ok=True)
+    assert first["real vs real"] == pytest.approx(second["real vs real"], nan_ok=True) and first["v6"]["windows"] == second["v6"]["windows"]
+    assert first["v6"]["lag1"] != second["v6"]["lag1"] and first["v6"]["frame_fd"] != second["v6"]["frame_fd"]

@@ -319,9 +319,9 @@ def training_windows(train: dict[str, np.ndarray], val: dict[str, np.ndarray], l
 
 def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dict[str, np.ndarray],
               stats_latent: tuple[np.ndarray, np.ndarray], axes: np.ndarray, per_track: int,
-              rate_hz: float = 30.0) -> dict[str, dict[str, float]]:
+              rate_hz: float = 30.0, seed: int = 0) -> dict[str, dict[str, float]]:
     """Per sampler (name -> encoder, generator, noise process, steps): `per_track` windows per validation track against the real music,
-    each window drawn and glided by the sampler's process as the app plays it.
+    each window drawn and glided by the sampler's process as the app plays it (its draw `seed`: the gate reads 0).
 
     Figures from `temporal.compare`, plus the sequence FD (K-frame windows, reduced to `axes`)
     with its 90% bootstrap interval and the per-frame FD of the same frames (normalised units);
@@ -345,7 +345,7 @@ def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dic
     own, ran = np.arange(long.size).reshape(long.shape), with_run_in(long, val["track"])  # `own`: each window's frames in `made`
     out = {}
     for name, (enc, gen, process, steps) in samplers.items():
-        noise = process.for_tracks(val, 0)
+        noise = process.for_tracks(val, seed)
         made = frames_db(enc, gen.flow, val["conditioning"][ran.ravel()], noise[ran.ravel()], steps).reshape(*ran.shape, -1)
         made = played(made, process, window_modes)
         figures = temporal.compare_frames(made, val["latent"][long])
