@@ -57,7 +57,7 @@ class RunProgress:
     def _move(bar: tqdm, done: int) -> None:
         bar.update(done - bar.n)
         if done == bar.total:
-            bar.close()  # its time per epoch stays the model's own
+            bar.close()  # its rate stays its own
 
     def close(self) -> None:
         self.poll()
