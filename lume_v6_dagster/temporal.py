@@ -13,8 +13,8 @@ from scipy.special import logsumexp
 LAGS = (1, 8)  # 33 ms (flicker) and 0.27 s (a beat's worth of structure) at 30 Hz
 DB_TO_LN = np.log(10) / 10  # 10 ** (dB / 10) = exp(dB * DB_TO_LN)
 # A gap: frames this far below the music's median level, for at least this long. 12 dB is a sixteenth of the
-# power, under half the loudness heard; half a second is a held note's worth of silence, heard as the music stopping, where a dip of a few
-# frames between notes is not.
+# power, under half the loudness heard; half a second is a held note's worth of silence, heard as the music
+# stopping, where a dip of a few frames between notes is not.
 GAP_DB, GAP_SECONDS = 12.0, 0.5
 
 
