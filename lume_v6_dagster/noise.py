@@ -186,9 +186,9 @@ def fit(generator: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]], a
 
     grid = [ModeNoise(j, r) for j in JUMP_GRID for r in RHO_GRID if not (j == 0 and r == 1)]  # jump 0, rho 1 never moves
     scan = []
-    for i, point_rows in enumerate((pool.map if pool else map)(score, grid), 1):
+    for i, (point, point_rows) in enumerate(zip(grid, (pool.map if pool else map)(score, grid)), 1):
         scan += point_rows
-        log(f"noise fit {i}/{len(grid)}: jump {point_rows[0]['jump']:g}, rho {point_rows[0]['rho']:g}")
+        log(f"noise fit {i}/{len(grid)}: jump {point.jump:g}, rho {point.rho:g}")
     chosen = {m: _choose([r for r in scan if r["mode"] == m]) for m in (contract.MODES[i] for i in rows)}
     points = {m: ModeNoise(chosen[contract.MODES[m]]["jump"], chosen[contract.MODES[m]]["rho"]) for m in rows}
     glides = _glides(generator, arrays, rows, e, u, points)
