@@ -10,7 +10,8 @@ spread is over training seeds.
   python -m bench.one_step --variants 'today;distill={"distill_fraction": 0.125}' --seeds 0,1,2 --jobs 2
   python -m bench.one_step --variants ema+warmup+distill8@0.05 --draws 3 --fit-windows 8   # the noise fit's windows
 The figures over time are the mean over `--draws` draws of the noise (gate 3 reads one: its lag-1 moves by
-about 0.01 from draw to draw), with the lag-1 gap (generated less real) of that mean.
+about 0.01 from draw to draw), with the lag-1 gap (generated less real) of that mean and the mean of each draw's
+90% interval over windows (`lag1_gap_lo`, `lag1_gap_hi`: how closely the validation windows read it).
 """
 
 import dataclasses
@@ -50,7 +51,7 @@ LEVERS = {
 
 
 FIGURES = ("fd_1step", "fd_16step", "fd_ratio", "val_loss", "mode_accuracy", "sequence_fd", "frame_fd", "change_ratio", "lag1",
-           "lag1_real", "lag1_gap", "spread_ratio", "level_change_ratio", "closest_modes_ratio")
+           "lag1_real", "lag1_gap", "lag1_gap_lo", "lag1_gap_hi", "spread_ratio", "level_change_ratio", "closest_modes_ratio")
 V5_FIGURES = ("val_loss", "fd_1step", "sequence_fd", "change_ratio")
 
 
@@ -110,7 +111,7 @@ def _one(args) -> dict:
     process = NoiseProcess.same() if v5 else fit_noise(result.encoder, result.flow, train, fit_windows or reads.noise_fit_windows)[0]  # as the asset ships it
     gen = OneStepGenerator(result.flow)
     axes = measure.sequence_axes(train["latent"], split.stats)
-    keys = ("sequence_fd", "frame_fd", "change_ratio", "lag1", "lag1_real", "spread_ratio", "level_change_ratio")
+    keys = ("sequence_fd", "frame_fd", "change_ratio", "lag1", "lag1_real", "lag1_gap_lo", "lag1_gap_hi", "spread_ratio", "level_change_ratio")
     drawn = [measure.over_time({"model": (result.encoder, gen, process, 1)}, train, val, split.stats.arrays("latent"), axes,
                                reads.windows_per_track, seed=draw)["model"] for draw in range(draws)]
     out.update(noise=process.describe(), **{k: float(np.mean([d[k] for d in drawn])) for k in keys})

@@ -58,6 +58,7 @@ def test_one_step_ablation_reports_every_variant_with_v5():
     for row in table.values():
         assert row["fd_1step"][0] > 0 and row["fd_ratio"][0] > 0 and row["v5_val_loss"] > 0
         assert row["lag1_gap"][0] == pytest.approx(row["lag1"][0] - row["lag1_real"][0], abs=2e-4)
+        assert row["lag1_gap_lo"][0] < row["lag1_gap_hi"][0]
     assert out["draws"] == 2 and out["fit_windows"] == 1  # the figures over time: the mean of two draws; tiny's fit windows
 
 

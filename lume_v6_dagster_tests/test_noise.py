@@ -131,6 +131,24 @@ def test_figures_over_time_see_flicker_that_per_frame_figures_cannot():
     assert flicker["change_ratio"] > 3 and flicker["lag1"] < 0.1 < 0.9 < flicker["lag1_real"]
 
 
+def test_the_lag1_gaps_interval_holds_it_and_says_how_closely_the_windows_read_it():
+    """Windows alike read the gap closely, closer with more of them; windows that differ as music's do read it loosely."""
+    def windows(rho: float, count: int, seed: int) -> np.ndarray:
+        return NoiseProcess.same(rho=rho).sample(300 * count, seed=seed, mode=0).reshape(count, 300, 64)
+
+    def read(fake: np.ndarray, real: np.ndarray) -> tuple[float, float, float]:
+        figures = temporal.compare(fake, real)
+        return figures["lag1"] - figures["lag1_real"], *temporal.lag1_gap_interval(fake, real)
+
+    gap, lo, hi = read(windows(0.9, 10, 1), windows(0.8, 10, 2))
+    assert 0 < lo <= gap <= hi
+    _, lo_more, hi_more = read(windows(0.9, 160, 1), windows(0.8, 160, 2))
+    assert hi_more - lo_more < 0.5 * (hi - lo)
+    varied = lambda seed: np.concatenate([windows(0.95, 5, seed), windows(0.5, 5, seed + 1)])  # noqa: E731
+    gap, lo_varied, hi_varied = read(varied(3), varied(5)[::-1])  # the same music, windows paired with unlike ones
+    assert lo_varied < gap < hi_varied and hi_varied - lo_varied > 5 * (hi - lo)
+
+
 def test_the_level_sees_loud_bands_moving_together_where_each_band_looks_like_the_music():
     rng = np.random.default_rng(0)
     loud = np.linspace(-60, -10, 64)  # dB per band: the top bands hold most of the power
@@ -375,3 +393,5 @@ def test_over_time_reads_the_noise_draw_it_is_asked_for():
         assert first[name] == pytest.approx(again[name], nan_ok=True)
     assert first["real vs real"] == pytest.approx(second["real vs real"], nan_ok=True) and first["v6"]["windows"] == second["v6"]["windows"]
     assert first["v6"]["lag1"] != second["v6"]["lag1"] and first["v6"]["frame_fd"] != second["v6"]["frame_fd"]
+    assert first["v6"]["lag1_gap_lo"] <= first["v6"]["lag1"] - first["v6"]["lag1_real"] <= first["v6"]["lag1_gap_hi"]
+    assert np.isnan(first["real vs real"]["lag1_gap_lo"])  # the references are read as the floor, not with an interval

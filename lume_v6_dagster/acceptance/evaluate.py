@@ -65,7 +65,7 @@ TAGS = {"V6 1-step (shipped)": "v6", "V6 16-step": "v6_16step", "V5 recipe": "v5
 def over_time_section(rows: dict[str, dict], process) -> str:
     """Windows of validation frames generated one after another, against the real music of the same windows."""
     some = next(iter(rows.values()))
-    table = [f"| {name} | {r['change_ratio']:.2f} | {r['level_change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | {r['lag8']:.3f} ({r['lag8_real']:.3f}) | "
+    table = [f"| {name} | {r['change_ratio']:.2f} | {r['level_change_ratio']:.2f} | {r['lag1']:.3f} ({r['lag1_real']:.3f}) | {_lag1_gap(r)} | {r['lag8']:.3f} ({r['lag8_real']:.3f}) | "
              f"{r['spread_ratio']:.2f} | {r['frame_fd']:.2f} | {r['sequence_fd']:.2f}" + (f" ({r['sequence_fd_lo']:.2f} - {r['sequence_fd_hi']:.2f})" if np.isfinite(r["sequence_fd_lo"]) else "")
              + " |" for name, r in rows.items()]
     return "\n".join([
@@ -76,13 +76,20 @@ def over_time_section(rows: dict[str, dict], process) -> str:
         "same windows. Medians over the "
         "64 bands: the frame-to-frame change as a ratio to the real music's, the same for the overall level (10 log10 of the summed "
         "band powers, which SAN's loudness follows), the autocorrelation at lag 1 and 8 frames (the real "
-        f"music's in brackets), the spread over time as a ratio, the Frechet distance of the same frames one by one and of {measure.SEQUENCE_FRAMES}-frame "
+        "music's in brackets; the lag-1 gap, generated less real, with its 90% bootstrap interval over windows: the real music's "
+        f"own windows differ by about as much), the spread over time as a ratio, the Frechet distance of the same frames one by one and of {measure.SEQUENCE_FRAMES}-frame "
         "sequences (normalised units, leading principal axes of the training music; 90% bootstrap interval over windows). "
         "`training music` plays, in each window's place, the real music of a training window of the same mode: what a generator "
         "that replayed its training tracks exactly would score. `real vs real` compares alternate windows of the real music with "
         "each other: the floor.", "",
-        "| sampler | change ratio | level change | lag-1 (real) | lag-8 (real) | spread ratio | FD per frame | sequence FD |",
-        "|---|---|---|---|---|---|---|---|", *table])
+        "| sampler | change ratio | level change | lag-1 (real) | lag-1 gap | lag-8 (real) | spread ratio | FD per frame | sequence FD |",
+        "|---|---|---|---|---|---|---|---|---|", *table])
+
+
+def _lag1_gap(row: dict) -> str:
+    """The lag-1 gap with its interval (`temporal.lag1_gap_interval`); the reference rows give the gap alone."""
+    gap = f"{row['lag1'] - row['lag1_real']:+.3f}"
+    return gap + (f" ({row['lag1_gap_lo']:+.3f} - {row['lag1_gap_hi']:+.3f})" if np.isfinite(row["lag1_gap_lo"]) else "")
 
 
 def over_time_detail_section(detail: dict[str, dict]) -> str:

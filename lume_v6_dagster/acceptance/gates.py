@@ -68,7 +68,7 @@ def encoder_flow(v6_loss: float, v5_loss: float, fd_1step: float, fd_16step: flo
                 f"V6 {v6_loss:.4f} vs V5 {v5_loss:.4f}; FD 1-step {fd_1step:.2f} vs V5 {fd_1step_v5:.2f}, = {ratio:.2f} x 16-step "
                 f"{fd_16step:.2f}; over time: FD {over_time['frame_fd']:.2f} = {floor_ratio:.2f} x real-vs-real "
                 f"{over_time['frame_fd_floor']:.2f} ({_replayed(over_time)}), change {over_time['change_ratio']:.2f} x real, lag-1 {over_time['lag1']:.3f} vs "
-                f"{over_time['lag1_real']:.3f}, spread {over_time['spread_ratio']:.2f} x real",
+                f"{over_time['lag1_real']:.3f} (gap 90% {over_time['lag1_gap_lo']:+.3f} - {over_time['lag1_gap_hi']:+.3f}), spread {over_time['spread_ratio']:.2f} x real",
                 f"V6 <= {th.flow_val_loss_max} and V6 < V5 in loss and FD; FD 1-step <= {th.one_step_fd_ratio_max} x 16-step; "
                 f"over time: FD <= {th.frame_fd_floor_ratio_max} x real-vs-real, change <= {th.change_ratio_max} x, "
                 f"lag-1 within {th.lag1_gap_max}, spread >= {th.spread_ratio_min} x",

@@ -323,8 +323,8 @@ def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dic
     """Per sampler (name -> encoder, generator, noise process, steps): `per_track` windows per validation track against the real music,
     each window drawn and glided by the sampler's process as the app plays it (its draw `seed`: the gate reads 0).
 
-    Figures from `temporal.compare`, plus the sequence FD (K-frame windows, reduced to `axes`)
-    with its 90% bootstrap interval and the per-frame FD of the same frames (normalised units);
+    Figures from `temporal.compare` with the lag-1 gap's 90% bootstrap interval over windows, plus the sequence FD
+    (K-frame windows, reduced to `axes`) with its own and the per-frame FD of the same frames (normalised units);
     "real vs real" compares alternate windows of the real music with each other, the floor any
     generator is read against (`frame_fd_floor` in every row). "training music" puts the real
     music of training windows of the same modes in the generator's place: what replaying the
@@ -352,9 +352,11 @@ def over_time(samplers: dict[str, tuple], train: dict[str, np.ndarray], val: dic
         heard = (made.reshape(long.size, -1) - mean) / std
         fd, lo, hi = sequence_fd_interval(heard, real[long.ravel()], _short(own), axes)
         frame_fd = frechet_distance(heard.astype(np.float64), real[long.ravel()].astype(np.float64))
+        gap_lo, gap_hi = temporal.lag1_gap_interval(made, val["latent"][long], seed=seed)
         out[name] = {**figures, "sequence_fd": fd, "sequence_fd_lo": lo, "sequence_fd_hi": hi, "windows": len(long),
-                     "frame_fd": frame_fd, "frame_fd_floor": floor, "frame_fd_training": by_training}
-    reference = {"sequence_fd_lo": float("nan"), "sequence_fd_hi": float("nan"), "frame_fd_floor": floor, "frame_fd_training": by_training}
+                     "lag1_gap_lo": gap_lo, "lag1_gap_hi": gap_hi, "frame_fd": frame_fd, "frame_fd_floor": floor, "frame_fd_training": by_training}
+    reference = {"sequence_fd_lo": float("nan"), "sequence_fd_hi": float("nan"), "lag1_gap_lo": float("nan"), "lag1_gap_hi": float("nan"),
+                 "frame_fd_floor": floor, "frame_fd_training": by_training}
     if len(replay):
         out["training music"] = {**temporal.compare_frames(train["latent"][replay], val["latent"][long]), "windows": len(replay), **reference,
                                  "sequence_fd": frechet_distance(_flat(replayed, _short(replay), axes), _flat(real, short, axes)),

@@ -39,9 +39,9 @@ def test_gate2_split_integrity_fails_on_leak_missing_mode_or_val_statistics():
 
 
 # Figures over time of the demo profile's V6 (docs/gates.md): with the fitted AR(1) noise, and with fresh noise every frame.
-HELD = {"change_ratio": 1.35, "lag1": 0.84, "lag1_real": 0.79, "spread_ratio": 1.1, "frame_fd": 4.40, "frame_fd_floor": 4.26,
-        "frame_fd_training": 5.1}
-FLICKERS = {**HELD, "change_ratio": 4.05, "lag1": 0.07, "spread_ratio": 1.2}
+HELD = {"change_ratio": 1.35, "lag1": 0.84, "lag1_real": 0.79, "lag1_gap_lo": 0.03, "lag1_gap_hi": 0.07, "spread_ratio": 1.1,
+        "frame_fd": 4.40, "frame_fd_floor": 4.26, "frame_fd_training": 5.1}
+FLICKERS = {**HELD, "change_ratio": 4.05, "lag1": 0.07, "lag1_gap_lo": -0.74, "lag1_gap_hi": -0.70, "spread_ratio": 1.2}
 
 
 def test_gate3_fails_when_v6_is_not_better_than_v5_or_too_high_or_one_step_lags():
