@@ -20,7 +20,7 @@ from lume_v6_dagster.dataset import DatasetSplit, build_split, load_arrays
 from lume_v6_dagster.pairs import pairs_violations
 from lume_v6_dagster.partitions import tracks
 from lume_v6_dagster.resources import ArtifactStore, CaptureStore, TrainingHost
-from lume_v6_dagster.noise import SPREAD_FLOOR, NoiseProcess
+from lume_v6_dagster.noise import GLIDE_LAG1_SLACK, SPREAD_FLOOR, NoiseProcess
 from lume_v6_dagster.training.flow_training import evaluation_pool, fit_noise, train_flow
 from lume_v6_dagster.training.profiles import get_profile
 from lume_v6_dagster.training.san_training import train_san
@@ -106,7 +106,8 @@ def _noise_table(scan: list[dict], process: NoiseProcess) -> dict:
         f"Per mode, on training tracks, one-step frames against the real music (10-s windows); a spread below {SPREAD_FLOOR} is ruled out while any other is left:\n\n"
         "| mode | jump | rho | change ratio | lag-1 (real) | spread ratio | mismatch | shipped |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
         + "\n\nThen, through each mode's shipped (jump, rho), the EMA of the frames' level with the least mismatch, the level's "
-        "squared log change ratio added, and the offset (dB) that keeps the frames' median level:\n\n"
+        f"squared log change ratio added, among those whose lag-1 is at most {GLIDE_LAG1_SLACK} above the music's (the least if none is), "
+        "and the offset (dB) that keeps the frames' median level:\n\n"
         "| mode | level EMA | offset | level change ratio | change ratio | lag-1 (real) | spread ratio | mismatch | shipped |\n|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(glides))}
 
