@@ -293,17 +293,17 @@ def test_the_glide_never_holds_the_bands_longer_than_the_music_while_a_lighter_o
     """Frames whose spectrum is held between jumps and whose level flickers, against music whose bands move every
     frame under a gliding level: the glide matching the level's pace holds the bands 0.07 longer than the music,
     so a lighter one ships (on real music the percussive modes glided to +0.06 - 0.10 on training windows)."""
-    rng = np.random.default_rng(5)
+    rng, spectrum = np.random.default_rng(5), np.linspace(-60, -10, 64)
     held = NoiseProcess.same(jump=0.1, rho=1.0).sample(8 * 300, seed=3, mode=0).reshape(8, 300, -1)
     moving = NoiseProcess.same(rho=0.7).sample(8 * 300, seed=4, mode=0).reshape(8, 300, -1)
-    frames = (np.linspace(-60, -10, 64) + 2 * held + 6 * rng.standard_normal((8, 300, 1))).astype(np.float32)
-    music = temporal.smooth_level((np.linspace(-60, -10, 64) + 2 * moving + 6 * rng.standard_normal((8, 300, 1))).astype(np.float32), 0.3)
+    frames = (spectrum + 2 * held + 6 * rng.standard_normal((8, 300, 1))).astype(np.float32)
+    music = temporal.smooth_level((spectrum + 2 * moving + 6 * rng.standard_normal((8, 300, 1))).astype(np.float32), 0.3)
     rows = noise._glide("sky_garden", frames, music)
     shipped, least = next(r for r in rows if r["shipped"]), min(rows, key=lambda r: r["mismatch"])
     assert least["lag1"] - least["lag1_real"] > noise.GLIDE_LAG1_SLACK + 0.03  # the level's best glide: ruled out
     assert shipped["lag1"] - shipped["lag1_real"] <= noise.GLIDE_LAG1_SLACK and shipped["level_ema"] > least["level_ema"]
     assert shipped is min((r for r in rows if r["lag1"] - r["lag1_real"] <= noise.GLIDE_LAG1_SLACK), key=lambda r: r["mismatch"])
-    flicker = (np.linspace(-60, -10, 64) + 2 * rng.standard_normal((8, 300, 64))).astype(np.float32)  # bands new every frame
+    flicker = (spectrum + 2 * rng.standard_normal((8, 300, 64))).astype(np.float32)  # bands new every frame
     every_glide_over = noise._glide("sky_garden", frames, flicker)
     assert min(r["lag1"] - r["lag1_real"] for r in every_glide_over) > noise.GLIDE_LAG1_SLACK
     assert next(r for r in every_glide_over if r["shipped"]) is min(every_glide_over, key=lambda r: r["lag1"] - r["lag1_real"])
